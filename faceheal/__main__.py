@@ -1,0 +1,3 @@
+from faceheal.cli import main
+
+main()

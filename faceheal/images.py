@@ -1,0 +1,286 @@
+"""Reading and writing photos without losing what an archive cares about.
+
+All colour and bit-depth handling lives here. The rest of faceheal sees a `Picture`: the pixels as
+stored (uint8 or uint16; gray, gray+alpha, RGB or RGBA), the format and the metadata needed to write
+the file back the same way, plus helpers to get float RGB in [0, 1] for detection and the model.
+Pillow does the metadata (EXIF, ICC, DPI, XMP, JPEG tables, TIFF compression); 16-bit colour, which
+Pillow cannot hold, is decoded by OpenCV (PNG) or tifffile (TIFF). Writes go to a temporary file in
+the same folder and are renamed into place, so no half-written image ever has the final name.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFile
+
+from faceheal.errors import OutputError, UnreadableImage
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+_FORMAT_BY_EXT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
+                  ".bmp": "BMP", ".webp": "WEBP"}
+# ITU-R BT.601 luma, the weights Pillow uses for RGB -> L: gray in, gray out, with no colour cast.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+# EXIF orientation -> (operation to display, operation back to storage)
+_ORIENT = {
+    2: (lambda a: a[:, ::-1], lambda a: a[:, ::-1]),
+    3: (lambda a: a[::-1, ::-1], lambda a: a[::-1, ::-1]),
+    4: (lambda a: a[::-1], lambda a: a[::-1]),
+    5: (lambda a: np.swapaxes(a, 0, 1), lambda a: np.swapaxes(a, 0, 1)),
+    6: (lambda a: np.rot90(a, -1), lambda a: np.rot90(a, 1)),
+    7: (lambda a: np.rot90(a, 1)[::-1], lambda a: np.rot90(a[::-1], -1)),
+    8: (lambda a: np.rot90(a, 1), lambda a: np.rot90(a, -1)),
+}
+
+
+@dataclass
+class Picture:
+    """A decoded photo.
+
+    pixels: stored pixels, (H, W) or (H, W, C) with C in {2, 3, 4} (gray+alpha, RGB, RGBA), uint8/uint16.
+    format: Pillow format name (JPEG, PNG, TIFF, BMP, WEBP); info: metadata to write back.
+    orientation: EXIF orientation (1 = none); `display()` applies it, `store()` undoes it.
+    """
+
+    pixels: np.ndarray
+    format: str
+    info: dict = field(default_factory=dict)
+    orientation: int = 1
+
+    @property
+    def max_value(self) -> int:
+        return 65535 if self.pixels.dtype == np.uint16 else 255
+
+    @property
+    def is_gray(self) -> bool:
+        return self.pixels.ndim == 2 or self.pixels.shape[2] == 2
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.ndim == 3 and self.pixels.shape[2] in (2, 4)
+
+    def display(self, array: np.ndarray | None = None) -> np.ndarray:
+        """Pixels (or a same-shaped array) as a viewer shows them, EXIF orientation applied."""
+        a = self.pixels if array is None else array
+        op = _ORIENT.get(self.orientation)
+        return np.ascontiguousarray(op[0](a)) if op else a
+
+    def store(self, array: np.ndarray) -> np.ndarray:
+        """Inverse of `display`: back to the stored orientation."""
+        op = _ORIENT.get(self.orientation)
+        return np.ascontiguousarray(op[1](array)) if op else array
+
+
+def to_float_rgb(pixels: np.ndarray) -> np.ndarray:
+    """Stored pixels -> (H, W, 3) float32 RGB in [0, 1] (gray repeated, alpha dropped)."""
+    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    colour = pixels[..., :1] if pixels.shape[2] in (1, 2) else pixels[..., :3]
+    rgb = colour.astype(np.float32) / scale
+    return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb
+
+
+def to_rgb8(pixels: np.ndarray) -> np.ndarray:
+    """Stored pixels -> (H, W, 3) uint8 RGB, for the detector."""
+    return np.clip(to_float_rgb(pixels) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def from_float_rgb(rgb: np.ndarray, like: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Quantise float RGB back into a copy of `like` (stored pixels), only where `where` is True.
+
+    Gray pictures take the luma of the restored RGB; alpha is kept as it was. Pixels outside `where`
+    are the original values bit for bit.
+    """
+    out = like.copy()
+    if not where.any():
+        return out
+    scale = 65535.0 if like.dtype == np.uint16 else 255.0
+    vals = rgb[where]  # (N, 3)
+    if like.ndim == 2 or like.shape[2] in (1, 2):
+        vals = (vals @ LUMA)[:, None]
+    q = np.clip(np.rint(vals * scale), 0, scale).astype(like.dtype)
+    if like.ndim == 2:
+        out[where] = q[:, 0]
+    else:
+        out[where, : q.shape[1]] = q
+    return out
+
+
+def _sniff_format(img: Image.Image, path: Path) -> str:
+    return img.format or _FORMAT_BY_EXT.get(path.suffix.lower(), "PNG")
+
+
+def _pillow_pixels(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("L", "RGB", "RGBA", "LA"):
+        return np.asarray(img)
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(img).astype(np.uint16)
+    if mode == "I":
+        arr = np.asarray(img)
+        if arr.min() >= 0 and arr.max() <= 65535:
+            return arr.astype(np.uint16)
+        raise UnreadableImage("32-bit integer images are not supported")
+    if mode == "1":
+        return np.asarray(img.convert("L"))
+    if mode in ("P", "PA"):
+        return np.asarray(img.convert("RGBA" if "transparency" in img.info or mode == "PA" else "RGB"))
+    raise UnreadableImage(f"unsupported colour mode {mode}")
+
+
+def _decode_16bit_colour(data: bytes, fmt: str) -> np.ndarray | None:
+    """16-bit RGB(A) pixels that Pillow would truncate to 8 bits; None when the file is not that."""
+    if fmt == "PNG":
+        if len(data) > 25 and data[24] == 16 and data[25] in (2, 6):  # IHDR bit depth, colour type
+            arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if arr is None:
+                raise UnreadableImage("corrupt 16-bit PNG")
+            return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        return None
+    if fmt == "TIFF":
+        import tifffile
+
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            if page.bitspersample == 16 and page.samplesperpixel >= 3:
+                return page.asarray()
+        return None
+    return None
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Picture:
+    """Decode a photo, keeping bit depth, mode and metadata; raise `UnreadableImage` with the cause."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise UnreadableImage("is a directory") from None
+    except OSError as e:
+        raise UnreadableImage(e.strerror or str(e)) from None
+    if not data:
+        raise UnreadableImage("empty file")
+    try:
+        img = Image.open(io.BytesIO(data))
+        if max_pixels and img.width * img.height > max_pixels:
+            raise UnreadableImage(f"{img.width}x{img.height} is over --max-pixels {max_pixels}")
+        fmt = _sniff_format(img, path)
+        img.load()
+    except UnreadableImage:
+        raise
+    except Image.DecompressionBombError as e:
+        raise UnreadableImage(f"refused as a decompression bomb ({e})") from None
+    except Exception as e:  # Pillow raises many types for bad data
+        msg = str(e) or type(e).__name__
+        if "cannot identify image file" in msg:
+            msg = "not an image (or an unsupported format)"
+        elif "truncated" in msg or "broken data stream" in msg:
+            msg = "truncated or corrupt image data"
+        raise UnreadableImage(msg) from None
+    info = {k: img.info[k] for k in ("icc_profile", "exif", "dpi", "xmp", "compression", "transparency")
+            if k in img.info}
+    if fmt == "JPEG":
+        info["quantization"] = getattr(img, "quantization", None)
+        try:
+            from PIL import JpegImagePlugin
+            info["subsampling"] = JpegImagePlugin.get_sampling(img)
+        except Exception:
+            pass
+    exif = img.getexif()
+    orientation = int(exif.get(0x0112, 1) or 1)
+    pixels = None
+    try:
+        pixels = _decode_16bit_colour(data, fmt)
+    except UnreadableImage:
+        raise
+    except Exception as e:
+        raise UnreadableImage(f"corrupt {fmt} data ({e})") from None
+    if pixels is None:
+        pixels = _pillow_pixels(img)
+    return Picture(pixels=np.ascontiguousarray(pixels), format=fmt, info=info,
+                   orientation=orientation if orientation in _ORIENT else 1)
+
+
+def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None) -> bytes:
+    """Encode `pixels` (stored orientation, same dtype/shape as the picture) like the original file."""
+    fmt = picture.format
+    info = picture.info
+    buf = io.BytesIO()
+    if pixels.dtype == np.uint16 and pixels.ndim == 3 and pixels.shape[2] >= 3:
+        if fmt == "TIFF":
+            import tifffile
+
+            comp = {"tiff_lzw": "lzw", "tiff_adobe_deflate": "zlib", "tiff_deflate": "zlib"}.get(info.get("compression"))
+            extratags = [(34675, 7, len(info["icc_profile"]), info["icc_profile"], True)] if info.get("icc_profile") else []
+            kw = {"resolution": tuple(info["dpi"]), "resolutionunit": 2} if info.get("dpi") else {}
+            tifffile.imwrite(buf, pixels, photometric="rgb", compression=comp, extratags=extratags, **kw)
+            return buf.getvalue()
+        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+        ok, enc = cv2.imencode(".png", bgr)
+        if not ok:
+            raise OutputError("could not encode 16-bit PNG")
+        return enc.tobytes()
+    if pixels.dtype == np.uint16:
+        img = Image.fromarray(pixels if pixels.ndim == 2 else pixels[..., 0], mode="I;16")
+    else:
+        img = Image.fromarray(pixels)
+    kw: dict = {}
+    for key in ("icc_profile", "dpi", "exif"):
+        if info.get(key):
+            kw[key] = info[key]
+    if fmt == "JPEG":
+        if jpeg_quality:
+            kw["quality"] = int(jpeg_quality)
+        elif info.get("quantization"):
+            kw["qtables"] = info["quantization"]
+        if info.get("subsampling", -1) not in (-1, None):
+            kw["subsampling"] = info["subsampling"]
+    elif fmt == "TIFF":
+        if info.get("compression") and info["compression"] != "raw":
+            kw["compression"] = info["compression"]
+    elif fmt == "PNG":
+        if info.get("xmp"):
+            from PIL import PngImagePlugin
+            meta = PngImagePlugin.PngInfo()
+            xmp = info["xmp"]
+            meta.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp)
+            kw["pnginfo"] = meta
+        if "transparency" in info and img.mode in ("L", "RGB"):
+            kw["transparency"] = info["transparency"]
+    elif fmt == "WEBP":
+        kw["lossless"] = True
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to `path` through a temp file + rename; on failure nothing appears under `path`."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write to {path.parent}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def write_image(path: str | os.PathLike, picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None) -> None:
+    write_atomic(path, encode_image(picture, pixels, jpeg_quality))

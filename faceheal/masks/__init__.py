@@ -1,0 +1,1 @@
+"""Damage masks: supplied by the user, generated for training/evaluation, or detected."""

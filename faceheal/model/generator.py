@@ -1,0 +1,128 @@
+"""The two-stage generator: configuration, wiring, composition, and safe load/save of weights.
+
+forward: stage 1 predicts the layout from the masked crop at `layout_size`; its probabilities,
+upsampled, join the masked crop, the mask and a push-pull fill as stage 2's input; the output is
+composed as y = x * (1 - m) + G(x) * m so known pixels pass through untouched.
+Weights files hold {"config": dict, "state_dict": ...} and are loaded with `weights_only=True`; a
+`<file>.sha256` beside them is checked before loading.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from faceheal.errors import WeightsError
+from faceheal.model.blocks import push_pull_fill
+from faceheal.model.layout import LayoutNet
+from faceheal.model.semantics import NUM_CLASSES
+from faceheal.model.texture import TextureNet
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    size: int = 256  # crop side the model is trained and shipped for
+    layout_ratio: int = 2  # stage 1 runs at size / layout_ratio
+    num_classes: int = NUM_CLASSES
+    layout_widths: tuple[int, ...] = (32, 48, 64, 96)
+    vit_dim: int = 128
+    vit_depth: int = 4
+    vit_heads: int = 4
+    patch: int = 8
+    texture_widths: tuple[int, ...] = (16, 32, 64, 128)
+    bottleneck_blocks: int = 3
+    attention_heads: int = 4
+
+    @staticmethod
+    def default() -> "GeneratorConfig":
+        return GeneratorConfig()
+
+    @staticmethod
+    def tiny() -> "GeneratorConfig":
+        """A few thousand parameters: for tests."""
+        return GeneratorConfig(size=64, layout_widths=(8, 8, 16), vit_dim=16, vit_depth=1, vit_heads=2,
+                               patch=8, texture_widths=(8, 8, 16), bottleneck_blocks=1, attention_heads=2)
+
+    @staticmethod
+    def from_dict(d: dict) -> "GeneratorConfig":
+        known = {f for f in GeneratorConfig.__dataclass_fields__}
+        return GeneratorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
+
+
+class TwoStageGenerator(nn.Module):
+    def __init__(self, config: GeneratorConfig = GeneratorConfig()):
+        super().__init__()
+        self.config = config
+        ls = config.size // config.layout_ratio
+        self.layout = LayoutNet(config.num_classes, config.layout_widths, config.vit_dim, config.vit_depth,
+                                config.vit_heads, config.patch, tokens_side=max(1, ls // config.patch))
+        self.texture = TextureNet(config.num_classes, config.texture_widths, config.bottleneck_blocks,
+                                  config.attention_heads)
+
+    def predict_layout(self, masked: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """Stage 1 at reduced resolution -> logits (B, K, H/r, W/r)."""
+        r = self.config.layout_ratio
+        small = F.avg_pool2d(masked, r) if r > 1 else masked
+        small_hole = (F.avg_pool2d(hole, r) > 0).float() if r > 1 else hole
+        return self.layout(small * (1 - small_hole), small_hole)
+
+    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> dict[str, torch.Tensor]:
+        # image (B, 3, H, W) in [-1, 1] (hole pixels are ignored); hole (B, 1, H, W) in {0, 1}
+        masked = image * (1 - hole)
+        layout_logits = self.predict_layout(masked, hole)
+        probs = F.interpolate(layout_logits.softmax(1), size=image.shape[-2:], mode="bilinear", align_corners=False)
+        prior = push_pull_fill(masked, 1 - hole)
+        outputs = self.texture(masked, hole, probs, prior)
+        composed = image * (1 - hole) + outputs[-1] * hole
+        return {"layout": layout_logits, "outputs": outputs, "prior": prior, "composed": composed}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_generator(model: TwoStageGenerator, path: Path, meta: dict | None = None, half: bool = True) -> str:
+    """Write weights (fp16 by default: half the size, same results within rounding) and their SHA-256."""
+    path = Path(path)
+    state = {k: (v.half() if half and v.is_floating_point() else v).cpu().clone() for k, v in model.state_dict().items()}
+    payload = {"config": asdict(model.config), "state_dict": state, "meta": meta or {}}
+    tmp = path.with_suffix(path.suffix + ".part")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    digest = file_sha256(path)
+    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def load_generator(path: Path, check_sha: bool = True) -> tuple[TwoStageGenerator, dict]:
+    """Load weights safely; raises `WeightsError` with the reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights not found: {path}")
+    sha_file = path.with_name(path.name + ".sha256")
+    if check_sha:
+        if not sha_file.is_file():
+            raise WeightsError(f"{path}: no {sha_file.name} beside it to verify the weights")
+        expected = sha_file.read_text().split()[0]
+        actual = file_sha256(path)
+        if actual != expected:
+            raise WeightsError(f"{path}: SHA-256 {actual[:12]}... does not match {sha_file.name} ({expected[:12]}...)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        config = GeneratorConfig.from_dict(payload["config"])
+        model = TwoStageGenerator(config)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    except WeightsError:
+        raise
+    except Exception as e:
+        raise WeightsError(f"{path}: cannot load weights ({type(e).__name__}: {e})") from None
+    model.eval()
+    return model, payload.get("meta", {})

@@ -1,0 +1,1 @@
+"""Training data preparation, losses and the resumable training loop."""

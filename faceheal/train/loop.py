@@ -1,0 +1,268 @@
+"""`faceheal train`: a resumable, seeded training loop for the two-stage generator.
+
+Phases: `layout` trains stage 1 alone as a face parser on the labelled crops (with random masks);
+`full` trains both stages on every training crop (ground-truth or pseudo labels for stage 1; L1 at
+every scale, SSIM, and optionally the hinge adversarial term for stage 2). Checkpoints (`last.pt`,
+every few minutes and at the end) hold model, EMA, optimisers and step, so `--resume` continues
+exactly; `log.jsonl` records losses and a held-out PSNR/SSIM curve; `generator.pt` is the EMA
+weights exported for `faceheal restore`.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from faceheal.model.discriminator import PatchDiscriminator
+from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
+from faceheal.train.data import PreparedFaces, fixed_validation
+from faceheal.train.losses import (hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1, ssim)
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    phase: str = "full"  # layout | full
+    size: int = 128  # training resolution (progressive: 64 -> 128 -> 256)
+    batch_size: int = 16
+    lr: float = 2e-4
+    steps: int | None = None
+    minutes: float | None = None
+    checkpoint_minutes: float = 5.0
+    seed: int = 0
+    device: str = "auto"
+    mask_ratio: tuple[float, float] = (0.0, 0.7)
+    ssim_weight: float = 0.5
+    layout_weight: float = 0.2
+    adv_weight: float = 0.0
+    adv_start: int = 0
+    ema: float = 0.999
+    init: str | None = None  # start from these generator weights (e.g. a finished layout phase)
+    model: str = "default"  # default | tiny
+    val_count: int = 32
+    threads: int | None = None
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR of [-1, 1] tensors (data range 2)."""
+    mse = ((a - b) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return 10 * torch.log10(4.0 / mse)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.log = log
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.device = pick_device(cfg.device)
+        self.data = PreparedFaces(Path(cfg.data), "train", labelled_only=cfg.phase == "layout")
+        self.val_data = PreparedFaces(Path(cfg.data), "test", labelled_only=cfg.phase == "layout")
+        gcfg = GeneratorConfig.tiny() if cfg.model == "tiny" else GeneratorConfig.default()
+        if cfg.init:
+            self.model, _ = load_generator(Path(cfg.init))
+        else:
+            self.model = TwoStageGenerator(gcfg)
+        self.model.to(self.device).train()
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        params = self.model.layout.parameters() if cfg.phase == "layout" else self.model.parameters()
+        self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.99))
+        self.disc = self.opt_d = None
+        if cfg.adv_weight > 0 and cfg.phase == "full":
+            self.disc = PatchDiscriminator().to(self.device).train()
+            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+        self.step = 0
+        self.elapsed = 0.0
+        self.amp = self.device.type == "cuda"
+        self.val = fixed_validation(self.val_data, cfg.val_count, cfg.size)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
+                "disc": self.disc.state_dict() if self.disc else None,
+                "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+                "step": self.step, "elapsed": self.elapsed, "config": asdict(self.cfg),
+                "generator_config": asdict(self.model.config)}
+
+    def save_checkpoint(self) -> None:
+        tmp = self.out / "last.pt.part"
+        torch.save(self.state(), tmp)
+        tmp.replace(self.out / "last.pt")
+        save_generator(self.ema, self.out / "generator.pt",
+                       meta={"step": self.step, "phase": self.cfg.phase, "size": self.cfg.size,
+                             "hours": round(self.elapsed / 3600, 3), "device": str(self.device)})
+
+    def resume(self) -> bool:
+        path = self.out / "last.pt"
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        if state["config"].get("phase") == self.cfg.phase:
+            self.opt.load_state_dict(state["opt"])
+            if self.disc and state.get("disc"):
+                self.disc.load_state_dict(state["disc"])
+                self.opt_d.load_state_dict(state["opt_d"])
+            self.step = int(state["step"])
+            self.elapsed = float(state["elapsed"])
+        return True
+
+    # -- one step ----------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else torch.autocast("cpu", enabled=False)
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        b = self.data.batch(self.step, cfg.batch_size, cfg.size, cfg.seed, cfg.mask_ratio)
+        image, hole = b.image.to(self.device, non_blocking=True), b.hole.to(self.device, non_blocking=True)
+        labels, lw = b.labels.to(self.device), b.label_weight.to(self.device)
+        losses = {}
+        with self._autocast():
+            if cfg.phase == "layout":
+                # parser on the labelled faces: random masks half of the time, an empty mask otherwise
+                keep = (torch.rand(hole.shape[0], 1, 1, 1, device=self.device) < 0.5).float()
+                hole = hole * keep
+                logits = self.model.predict_layout(image * (1 - hole), hole)
+                loss = losses["layout"] = layout_cross_entropy(logits.float(), labels, lw)
+            else:
+                out = self.model(image, hole)
+                losses["l1"] = multiscale_l1([o.float() for o in out["outputs"]], image, hole)
+                losses["ssim"] = 1 - ssim(out["composed"].float(), image).mean()
+                loss = losses["l1"] + cfg.ssim_weight * losses["ssim"]
+                if lw.sum() > 0:
+                    losses["layout"] = layout_cross_entropy(out["layout"].float(), labels, lw)
+                    loss = loss + cfg.layout_weight * losses["layout"]
+                if self.disc is not None and self.step >= cfg.adv_start:
+                    losses["adv_g"] = hinge_g_loss(self.disc(out["composed"], hole))
+                    loss = loss + cfg.adv_weight * losses["adv_g"]
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        if self.disc is not None and self.step >= cfg.adv_start:
+            with self._autocast():
+                fake = out["composed"].detach()
+                losses["adv_d"] = hinge_d_loss(self.disc(image, hole), self.disc(fake, hole))
+            self.opt_d.zero_grad(set_to_none=True)
+            losses["adv_d"].backward()
+            self.opt_d.step()
+        with torch.no_grad():
+            decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(pm.detach(), 1 - decay)
+            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
+                be.copy_(bm)
+        self.step += 1
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    @torch.inference_mode()
+    def validate(self) -> dict:
+        image, hole = self.val.image.to(self.device), self.val.hole.to(self.device)
+        if self.cfg.phase == "layout":
+            logits = self.ema.predict_layout(image, torch.zeros_like(hole))
+            labels = torch.nn.functional.interpolate(self.val.labels[:, None].float(), size=logits.shape[-2:],
+                                                     mode="nearest")[:, 0].to(self.device)
+            valid = labels != 255
+            acc = ((logits.argmax(1) == labels) & valid).sum() / valid.sum().clamp_min(1)
+            return {"val_pixel_accuracy": round(float(acc), 4)}
+        out = self.ema(image, hole)
+        prior = image * (1 - hole) + out["prior"] * hole
+        return {"val_psnr": round(float(psnr(out["composed"], image).mean()), 3),
+                "val_ssim": round(float(ssim(out["composed"], image).mean()), 4),
+                "val_psnr_pushpull": round(float(psnr(prior, image).mean()), 3)}
+
+    def run(self, progress: Callable[[int, dict], None] | None = None) -> dict:
+        cfg = self.cfg
+        start_step = self.step
+        t0 = time.time()
+        last_ckpt = t0
+        log_file = open(self.out / "log.jsonl", "a")
+        running: dict[str, float] = {}
+        metrics = {}
+        try:
+            while True:
+                if cfg.steps is not None and self.step >= cfg.steps:
+                    break
+                if cfg.minutes is not None and time.time() - t0 >= cfg.minutes * 60:
+                    break
+                ts = time.time()
+                losses = self.train_step()
+                self.elapsed += time.time() - ts
+                for k, v in losses.items():
+                    running[k] = 0.98 * running.get(k, v) + 0.02 * v
+                if progress:
+                    progress(self.step, running)
+                if self.step % 50 == 0:
+                    log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1),
+                                               **{k: round(v, 5) for k, v in running.items()}}) + "\n")
+                    log_file.flush()
+                if time.time() - last_ckpt >= cfg.checkpoint_minutes * 60:
+                    metrics = self.validate()
+                    log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1), **metrics}) + "\n")
+                    log_file.flush()
+                    self.save_checkpoint()
+                    last_ckpt = time.time()
+        finally:
+            if self.step > start_step:
+                metrics = self.validate()
+                log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1), **metrics}) + "\n")
+                self.save_checkpoint()
+            log_file.close()
+        return {"step": self.step, "hours": self.elapsed / 3600, **metrics}
+
+
+@torch.inference_mode()
+def pseudo_label(data_root: Path, weights: Path, batch_size: int = 32, device: str = "auto",
+                 progress: Callable[[int], None] | None = None) -> dict:
+    """Label every crop without ground truth with stage 1's prediction on the unmasked crop.
+
+    Writes labels_pseudo.npy (ground truth kept where it exists) and marks the items 'pseudo' in
+    index.json; training then uses them with half the weight of ground truth.
+    """
+    data_root = Path(data_root)
+    model, _ = load_generator(weights)
+    dev = pick_device(device)
+    model.to(dev)
+    index = json.loads((data_root / "index.json").read_text())
+    items = index["items"]
+    images = np.load(data_root / "images.npy", mmap_mode="r")
+    labels = np.load(data_root / "labels.npy", mmap_mode="r")
+    out = np.lib.format.open_memmap(data_root / "labels_pseudo.npy.part", "w+", np.uint8, labels.shape)
+    todo = [i for i, e in enumerate(items) if e["labels"] != "ground-truth"]
+    out[:] = labels
+    size = images.shape[1]
+    for s in range(0, len(todo), batch_size):
+        idx = todo[s:s + batch_size]
+        x = torch.from_numpy(np.stack([images[i] for i in idx])).permute(0, 3, 1, 2).float().to(dev) / 127.5 - 1
+        logits = model.predict_layout(x, torch.zeros_like(x[:, :1]))
+        up = torch.nn.functional.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+        out[idx] = up.argmax(1).to(torch.uint8).cpu().numpy()
+        for i in idx:
+            items[i]["labels"] = "pseudo"
+        if progress:
+            progress(len(idx))
+    out.flush()
+    del out
+    (data_root / "labels_pseudo.npy.part").replace(data_root / "labels_pseudo.npy")
+    (data_root / "index.json").write_text(json.dumps(index, indent=0))
+    return {"pseudo_labelled": len(todo)}
