@@ -47,6 +47,8 @@ def restore(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder; mirrors the input tree."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Folder of masks matched by relative path and stem."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="One mask for every input."),
+    sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0,
+                                      help="Without masks (auto-mask): 0 finds only obvious damage, 1 everything suspicious."),
     aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned face crops: no detection."),
     model: str = typer.Option("generator", "--model", help="generator (the trained two-stage model) or telea (classical fallback)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: the shipped ones)."),
@@ -65,7 +67,10 @@ def restore(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary."),
     debug: bool = typer.Option(False, "--debug", help="Tracebacks instead of one-line errors."),
 ) -> None:
-    """Restore the damaged faces of every input photo; only damaged pixels change."""
+    """Restore the damaged faces of every input photo; only damaged pixels change.
+
+    Without --masks/--mask the damage is detected automatically (scratches, cracks, dust, paint).
+    """
     from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
     from faceheal.sources import check_output_dir, expand_inputs
 
@@ -76,8 +81,6 @@ def restore(
             raise UsageError(f"--mask {mask}: no such file")
         if masks is not None and not masks.is_dir():
             raise UsageError(f"--masks {masks}: no such folder")
-        if mask is None and masks is None:
-            raise UsageError("no mask given: pass --masks DIR or --mask FILE (white = damaged)")
         if fill_outside not in ("none", "telea"):
             raise UsageError(f"--fill-outside {fill_outside!r}: choose none or telea")
         check_output_dir(out, inputs, in_place)
@@ -97,7 +100,9 @@ def restore(
                                  fill_outside=None if fill_outside == "none" else fill_outside,
                                  skip_no_face=skip_no_face, layout_dir=save_layout, max_pixels=max_pixels,
                                  in_place=in_place, jpeg_quality=jpeg_quality)
-        restorer = Restorer(inpainter, det, MaskSource(mask_file=mask, masks_dir=masks), options)
+        from faceheal.pipeline import auto_damage_mask
+        mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity))
+        restorer = Restorer(inpainter, det, mask_source, options)
     except UsageError as e:
         raise _usage(str(e))
     except FacehealError as e:  # weights problems and the like: nothing can run
@@ -137,6 +142,176 @@ def restore(
         print(f"faceheal: {len(sources)} photos, {faces} faces, {counts['ok']} restored, {counts['unchanged']} unchanged, "
               f"{counts['no-face']} without faces, {counts['error']} failed in {time.time() - t0:.1f}s", file=sys.stderr)
     raise typer.Exit(1 if counts["error"] or counts["no-face"] else 0)
+
+
+@app.command()
+def mask(
+    inputs: List[str] = typer.Argument(None, help="Photos, folders (recursive) or - for stdin; not with --synthetic."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder for mask PNGs (mirrors the input tree)."),
+    overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.png: damage tinted over the photo."),
+    sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0, help="0: only the obvious; 1: everything suspicious."),
+    faces_only: bool = typer.Option(False, "--faces-only", help="Keep damage inside detected face regions only."),
+    synthetic: Optional[str] = typer.Option(None, "--synthetic", help="Generate masks instead: irregular, strokes, boxes, blobs, scratches, mixed."),
+    ratio: str = typer.Option("0-70", "--ratio", help="Hole ratio range in percent, LO-HI (with --synthetic)."),
+    count: int = typer.Option(10, "--count", help="How many masks (with --synthetic)."),
+    size: str = typer.Option("256", "--size", help="Mask size: N or WxH (with --synthetic)."),
+    seed: int = typer.Option(0, "--seed", help="Seed (with --synthetic): same seed, same masks."),
+) -> None:
+    """Write damage masks (white = damaged) of photos, for review or editing; or generate synthetic ones."""
+    if synthetic is not None:
+        _synthetic_masks(out, synthetic, ratio, count, size, seed)
+        return
+    if not inputs:
+        raise _usage("give photos or folders (or --synthetic KIND)")
+    from faceheal.masks.damage import write_masks
+
+    from faceheal.sources import expand_inputs
+    sources = expand_inputs(inputs)
+    if not sources:
+        raise _usage("no input images found")
+    failed = 0
+    for src, err in write_masks(sources, out, sensitivity, overlay, faces_only):
+        if err:
+            failed += 1
+            _err(f"{src.path}: {err}")
+    raise typer.Exit(1 if failed else 0)
+
+
+def _synthetic_masks(out: Path, kind: str, ratio: str, count: int, size: str, seed: int) -> None:
+    import cv2
+    import numpy as np
+
+    from faceheal.images import write_atomic
+    from faceheal.masks.synthetic import KINDS, synthetic_mask
+
+    if kind not in KINDS + ("mixed",):
+        raise _usage(f"--synthetic {kind!r}: choose from {', '.join(KINDS + ('mixed',))}")
+    try:
+        lo, hi = (float(v) / 100 for v in ratio.split("-"))
+        w, h = (int(v) for v in size.lower().split("x")) if "x" in size.lower() else (int(size), int(size))
+        if not (0 <= lo <= hi <= 1) or w <= 0 or h <= 0:
+            raise ValueError
+    except ValueError:
+        raise _usage(f"--ratio {ratio!r} / --size {size!r}: expected LO-HI percent (0-100) and N or WxH")
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        m = synthetic_mask((h, w), kind, (lo, hi), rng)
+        ok, enc = cv2.imencode(".png", m.astype(np.uint8) * 255)
+        write_atomic(out / f"{kind}_{seed}_{i:05d}.png", enc.tobytes())
+    print(f"faceheal: wrote {count} {kind} masks to {out}", file=sys.stderr)
+
+
+@app.command()
+def prepare(
+    data: Path = typer.Argument(..., help="Folder of face photos (e.g. ../shared/data/faces)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for images.npy, labels.npy, index.json."),
+    size: int = typer.Option(256, "--size", help="Crop size."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use a seeded random subset of this many photos."),
+    workers: int = typer.Option(2, "--workers", help="Processes for detection and alignment."),
+) -> None:
+    """Detect and align every face with restore's own detector and aligner: training crops + labels."""
+    from faceheal.train.prepare import prepare as run_prepare
+
+    if not data.is_dir():
+        raise _usage(f"{data}: no such folder")
+    summary = run_prepare(data, out, size=size, workers=workers, limit=limit)
+    print(json.dumps({k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary["skipped"])}))
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="A `faceheal prepare` folder."),
+    out: Path = typer.Option(..., "--out", help="Run folder: last.pt, generator.pt, log.jsonl."),
+    phase: str = typer.Option("full", "--phase", help="layout (stage 1 as a face parser) or full (both stages)."),
+    size: int = typer.Option(128, "--size", help="Training resolution (progressive: 64, 128, 256)."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    lr: float = typer.Option(2e-4, "--lr"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Stop at this total step count."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes."),
+    checkpoint_minutes: float = typer.Option(5.0, "--checkpoint-minutes"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these generator weights."),
+    adv_weight: float = typer.Option(0.0, "--adv-weight", help="Hinge adversarial weight (0: off)."),
+    adv_start: int = typer.Option(0, "--adv-start", help="Step from which the adversarial term is on."),
+    device: str = typer.Option("auto", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    model: str = typer.Option("default", "--model", help="default or tiny (tests)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+) -> None:
+    """Train the two-stage generator (resumable; checkpoints every few minutes)."""
+    from faceheal.train.loop import TrainConfig, Trainer
+
+    if phase not in ("layout", "full"):
+        raise _usage(f"--phase {phase!r}: choose layout or full")
+    if steps is None and minutes is None:
+        raise _usage("give --steps or --minutes")
+    cfg = TrainConfig(data=str(data), out=str(out), phase=phase, size=size, batch_size=batch_size, lr=lr,
+                      steps=steps, minutes=minutes, checkpoint_minutes=checkpoint_minutes, seed=seed,
+                      device=device, adv_weight=adv_weight, adv_start=adv_start,
+                      init=str(init) if init else None, model=model, threads=threads)
+    try:
+        trainer = Trainer(cfg)
+    except (FacehealError, ValueError, FileNotFoundError) as e:
+        raise _usage(str(e))
+    if resume and trainer.resume():
+        print(f"faceheal: resumed {out / 'last.pt'} at step {trainer.step}", file=sys.stderr)
+    progress = _progress(steps, False, f"training {phase}")
+
+    def on_step(step: int, losses: dict) -> None:
+        if progress:
+            progress.update(0, completed=step, description=f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+
+    try:
+        result = trainer.run(on_step)
+    finally:
+        if progress:
+            progress.stop()
+    print(json.dumps(result))
+
+
+@app.command()
+def label(
+    data: Path = typer.Option(..., "--data", help="A `faceheal prepare` folder."),
+    weights: Path = typer.Option(..., "--weights", help="Generator weights whose stage 1 labels the faces."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Pseudo-label every crop without ground truth with stage 1 (a face parser on an empty mask)."""
+    from faceheal.train.loop import pseudo_label
+
+    try:
+        print(json.dumps(pseudo_label(data, weights, device=device)))
+    except FacehealError as e:
+        raise _usage(str(e))
+
+
+@app.command("eval")
+def evaluate_cmd(
+    images: Path = typer.Option(..., "--images", help="Held-out aligned faces: a prepare folder (test split) or an image folder."),
+    masks: Path = typer.Option(..., "--masks", help="Evaluation masks (the NVIDIA irregular set)."),
+    report: Path = typer.Option(Path("eval/report.md"), "--report", help="Markdown table; .json and .png beside it."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: shipped)."),
+    limit: Optional[int] = typer.Option(100, "--limit", help="Faces per bin (seeded subset)."),
+    device: str = typer.Option("auto", "--device"),
+    no_model: bool = typer.Option(False, "--baselines-only", help="Only the classical baselines."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """PSNR / SSIM / L1 by hole-ratio bin for faceheal and OpenCV Telea and Navier-Stokes."""
+    from faceheal.evaluate import baseline_methods, evaluate
+    from faceheal.inpainters import GeneratorInpainter, DEFAULT_WEIGHTS
+
+    methods = {}
+    size = 256
+    if not no_model:
+        try:
+            gen = GeneratorInpainter(weights or DEFAULT_WEIGHTS, device)
+        except FacehealError as e:
+            raise _usage(str(e))
+        size = gen.crop_size
+    methods.update(baseline_methods(size))
+    if not no_model:
+        methods["faceheal"] = gen
+    result = evaluate(images, masks, methods, size, limit, report.with_suffix(""), seed)
+    print(result["table"])
 
 
 @app.command()

@@ -228,7 +228,7 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
             raise OutputError("could not encode 16-bit PNG")
         return enc.tobytes()
     if pixels.dtype == np.uint16:
-        img = Image.fromarray(pixels if pixels.ndim == 2 else pixels[..., 0], mode="I;16")
+        img = Image.fromarray(np.ascontiguousarray(pixels if pixels.ndim == 2 else pixels[..., 0]))  # I;16
     else:
         img = Image.fromarray(pixels)
     kw: dict = {}

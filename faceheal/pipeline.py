@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from faceheal.errors import FacehealError, NoFaceFound, OutputError
-from faceheal.faces.align import AlignedFace, align_face, change_weight, paste_back
+from faceheal.faces.align import AlignedFace, align_face, change_weight, paste_back, template
 from faceheal.faces.detect import Face, FaceDetector
 from faceheal.images import Picture, from_float_rgb, read_image, to_float_rgb, to_rgb8, write_atomic, write_image
 from faceheal.inpainters import Inpainter, classical_fill
@@ -86,11 +86,19 @@ class _Loaded:
 
 
 class MaskSource:
-    """Where the damage mask of each photo comes from: one file for all, a folder, or a detector."""
+    """Where the damage mask of each photo comes from: one file for all, a folder, or the detector.
 
-    def __init__(self, mask_file: Path | None = None, masks_dir: Path | None = None, auto=None):
+    With the detector, faces are found first so that eyes and mouths can be protected from being
+    taken for dust (catchlights, dark lip lines).
+    """
+
+    def __init__(self, mask_file: Path | None = None, masks_dir: Path | None = None,
+                 auto: Callable[[np.ndarray, list], np.ndarray] | None = None):
         self.mask_file, self.masks_dir, self.auto = mask_file, masks_dir, auto
-        self._cached = None
+
+    @property
+    def is_auto(self) -> bool:
+        return self.mask_file is None and self.masks_dir is None
 
     def describe(self) -> str:
         if self.mask_file:
@@ -99,13 +107,21 @@ class MaskSource:
             return f"dir:{self.masks_dir}"
         return "auto"
 
-    def mask_for(self, source: Source, display_rgb: np.ndarray) -> np.ndarray:
+    def mask_for(self, source: Source, display_rgb: np.ndarray, landmarks: list[np.ndarray] = ()) -> np.ndarray:
         shape = display_rgb.shape[:2]
         if self.mask_file is not None:
             return read_mask(self.mask_file, shape)
         if self.masks_dir is not None:
             return read_mask(find_mask(self.masks_dir, source.relative), shape)
-        return self.auto(display_rgb)
+        return self.auto(display_rgb, list(landmarks))
+
+
+def auto_damage_mask(sensitivity: float = 0.5):
+    """The detector as a MaskSource callback: damage mask with eyes and mouths protected."""
+    from faceheal.masks.damage import DamageSettings, detect_damage, protected_discs
+
+    settings = DamageSettings(sensitivity=sensitivity)
+    return lambda rgb, landmarks: detect_damage(rgb, settings, protected_discs(landmarks))
 
 
 def aligned_matrix(shape: tuple[int, int], size: int) -> np.ndarray:
@@ -139,13 +155,19 @@ class Restorer:
         try:
             display = pic.display()
             rgb = to_float_rgb(display)
-            item.hole = self.masks.mask_for(source, rgb)
             size = self.inpainter.crop_size
             if self.options.aligned:
+                m = aligned_matrix(rgb.shape[:2], size)
                 item.faces = [None]
-                item.aligned = [align_face_with_matrix(rgb, item.hole, aligned_matrix(rgb.shape[:2], size), size)]
+                eyes_mouth = (template(size) - m[:, 2]) / np.diag(m[:, :2])
+                item.hole = self.masks.mask_for(source, rgb, [eyes_mouth])
+                item.aligned = [align_face_with_matrix(rgb, item.hole, m, size)]
             else:
+                if not self.masks.is_auto:  # a bad mask fails fast, before detection
+                    item.hole = self.masks.mask_for(source, rgb)
                 item.faces = self.detector.detect(to_rgb8(display))
+                if self.masks.is_auto:
+                    item.hole = self.masks.mask_for(source, rgb, [f.landmarks for f in item.faces])
                 if not item.faces:
                     raise NoFaceFound("no face found")
                 item.aligned = [align_face(rgb, item.hole, f.landmarks, size) for f in item.faces]
@@ -319,9 +341,10 @@ def _batches(items: Iterator[_Loaded], batch_faces: int) -> Iterator[list[_Loade
         yield group
 
 
-def restore_image(image: np.ndarray, mask: np.ndarray, inpainter: Inpainter | None = None,
+def restore_image(image: np.ndarray, mask: np.ndarray | None = None, inpainter: Inpainter | None = None,
                   detector: FaceDetector | None = None, aligned: bool = False, change_radius: int = 4) -> np.ndarray:
-    """Restore one in-memory photo: image (H, W, 3) uint8/uint16 RGB, mask (H, W) bool -> restored copy.
+    """Restore one in-memory photo: image (H, W, 3) uint8/uint16 RGB, mask (H, W) bool (None: detect
+    the damage) -> restored copy.
 
     Raises `NoFaceFound` when detection finds nothing.
     """
@@ -331,7 +354,8 @@ def restore_image(image: np.ndarray, mask: np.ndarray, inpainter: Inpainter | No
     inpainter = inpainter or make_inpainter("generator")
     if not aligned:
         detector = detector or MtcnnDetector()
-    restorer = Restorer(inpainter, detector, MaskSource(auto=lambda rgb: mask.astype(bool)),
+    masks = MaskSource(auto=auto_damage_mask()) if mask is None else MaskSource(auto=lambda rgb, lm: mask.astype(bool))
+    restorer = Restorer(inpainter, detector, masks,
                         RestoreOptions(aligned=aligned, change_radius=change_radius))
     item = restorer.prepare(Source(Path("<memory>"), Path("memory.png")), Picture(pixels=image, format="PNG"))
     if item.error is not None:

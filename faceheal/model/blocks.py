@@ -84,7 +84,7 @@ class MaskAwareAttention(nn.Module):
     def __init__(self, dim: int, heads: int = 4):
         super().__init__()
         self.heads = heads
-        self.norm = nn.GroupNorm(1, dim)
+        self.norm = nn.LayerNorm(dim)  # per position: hole features never leak into known keys
         self.qkv = nn.Conv2d(dim, dim * 3, 1)
         self.proj = nn.Conv2d(dim, dim, 1)
         nn.init.zeros_(self.proj.weight)
@@ -96,7 +96,8 @@ class MaskAwareAttention(nn.Module):
         hole_frac = F.adaptive_avg_pool2d(hole, (h, w))  # (B, 1, h, w)
         known = (hole_frac < 0.5).flatten(1)  # (B, N)
         known = known | ~known.any(1, keepdim=True)  # all-hole input: attend everywhere
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        normed = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        q, k, v = self.qkv(normed).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
         q, k, v = (t.transpose(-1, -2) for t in (q, k, v))  # (B, heads, N, d)
         attn_mask = known[:, None, None, :]  # keys allowed
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)

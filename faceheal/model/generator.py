@@ -26,9 +26,9 @@ from faceheal.model.texture import TextureNet
 @dataclass(frozen=True)
 class GeneratorConfig:
     size: int = 256  # crop side the model is trained and shipped for
-    layout_ratio: int = 2  # stage 1 runs at size / layout_ratio
+    layout_size: int = 128  # stage 1 always sees the crop at this size, whatever the crop size
     num_classes: int = NUM_CLASSES
-    layout_widths: tuple[int, ...] = (32, 48, 64, 96)
+    layout_widths: tuple[int, ...] = (16, 32, 64, 96)
     vit_dim: int = 128
     vit_depth: int = 4
     vit_heads: int = 4
@@ -44,7 +44,7 @@ class GeneratorConfig:
     @staticmethod
     def tiny() -> "GeneratorConfig":
         """A few thousand parameters: for tests."""
-        return GeneratorConfig(size=64, layout_widths=(8, 8, 16), vit_dim=16, vit_depth=1, vit_heads=2,
+        return GeneratorConfig(size=64, layout_size=32, layout_widths=(8, 8, 16), vit_dim=16, vit_depth=1, vit_heads=2,
                                patch=8, texture_widths=(8, 8, 16), bottleneck_blocks=1, attention_heads=2)
 
     @staticmethod
@@ -57,18 +57,20 @@ class TwoStageGenerator(nn.Module):
     def __init__(self, config: GeneratorConfig = GeneratorConfig()):
         super().__init__()
         self.config = config
-        ls = config.size // config.layout_ratio
+        ls = config.layout_size
         self.layout = LayoutNet(config.num_classes, config.layout_widths, config.vit_dim, config.vit_depth,
                                 config.vit_heads, config.patch, tokens_side=max(1, ls // config.patch))
         self.texture = TextureNet(config.num_classes, config.texture_widths, config.bottleneck_blocks,
                                   config.attention_heads)
 
     def predict_layout(self, masked: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """Stage 1 at reduced resolution -> logits (B, K, H/r, W/r)."""
-        r = self.config.layout_ratio
-        small = F.avg_pool2d(masked, r) if r > 1 else masked
-        small_hole = (F.avg_pool2d(hole, r) > 0).float() if r > 1 else hole
-        return self.layout(small * (1 - small_hole), small_hole)
+        """Stage 1 at `layout_size` (a fixed scale, so progressive training and inference agree)
+        -> logits (B, K, layout_size, layout_size)."""
+        ls = self.config.layout_size
+        if masked.shape[-1] != ls:
+            masked = F.interpolate(masked, size=(ls, ls), mode="area")
+            hole = (F.interpolate(hole, size=(ls, ls), mode="area") > 0).float()
+        return self.layout(masked * (1 - hole), hole)
 
     def forward(self, image: torch.Tensor, hole: torch.Tensor) -> dict[str, torch.Tensor]:
         # image (B, 3, H, W) in [-1, 1] (hole pixels are ignored); hole (B, 1, H, W) in {0, 1}

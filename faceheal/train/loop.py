@@ -90,6 +90,7 @@ class Trainer:
         if cfg.adv_weight > 0 and cfg.phase == "full":
             self.disc = PatchDiscriminator().to(self.device).train()
             self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+        self.class_weights = torch.from_numpy(self.data.class_weights()).to(self.device)
         self.step = 0
         self.elapsed = 0.0
         self.amp = self.device.type == "cuda"
@@ -143,14 +144,14 @@ class Trainer:
                 keep = (torch.rand(hole.shape[0], 1, 1, 1, device=self.device) < 0.5).float()
                 hole = hole * keep
                 logits = self.model.predict_layout(image * (1 - hole), hole)
-                loss = losses["layout"] = layout_cross_entropy(logits.float(), labels, lw)
+                loss = losses["layout"] = layout_cross_entropy(logits.float(), labels, lw, self.class_weights)
             else:
                 out = self.model(image, hole)
                 losses["l1"] = multiscale_l1([o.float() for o in out["outputs"]], image, hole)
                 losses["ssim"] = 1 - ssim(out["composed"].float(), image).mean()
                 loss = losses["l1"] + cfg.ssim_weight * losses["ssim"]
                 if lw.sum() > 0:
-                    losses["layout"] = layout_cross_entropy(out["layout"].float(), labels, lw)
+                    losses["layout"] = layout_cross_entropy(out["layout"].float(), labels, lw, self.class_weights)
                     loss = loss + cfg.layout_weight * losses["layout"]
                 if self.disc is not None and self.step >= cfg.adv_start:
                     losses["adv_g"] = hinge_g_loss(self.disc(out["composed"], hole))

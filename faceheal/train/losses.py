@@ -58,13 +58,15 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0, window: int 
     return (num / den).mean(dim=(1, 2, 3))
 
 
-def layout_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def layout_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
+                         class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of the layout logits (B, K, h, w) against labels (B, H, W) (255 = unknown),
     labels nearest-downsampled to the logits' size; `weights` (B,) scales each sample (pseudo-labels
-    count less than ground truth)."""
+    count less than ground truth); `class_weights` (K,) lifts small parts (eyes, brows, lips)."""
     if labels.shape[-2:] != logits.shape[-2:]:
         labels = F.interpolate(labels[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0].long()
-    per_pixel = F.cross_entropy(logits, labels.long(), ignore_index=IGNORE, reduction="none")  # (B, h, w)
+    per_pixel = F.cross_entropy(logits, labels.long(), weight=class_weights, ignore_index=IGNORE,
+                                reduction="none")  # (B, h, w)
     valid = (labels != IGNORE).float()
     if weights is not None:
         valid = valid * weights[:, None, None]

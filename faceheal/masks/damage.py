@@ -1,0 +1,214 @@
+"""Automatic damage masks: scratches, cracks, dust and painted strokes, found by classical cues.
+
+Scratches and cracks are thin, long and brighter (emulsion gone) or darker (dirt, ink) than their
+surroundings: a morphological top-hat isolates structures thinner than a few pixels, a noise-adaptive
+threshold ignores film grain and JPEG noise, and only connected pieces that are long and thin are
+kept. Dust is a small, very high-contrast spot (eye catchlights are protected when the caller passes
+the eye positions). Painted damage is pure white, stroke-shaped. Large flat areas (a white wall, a dark
+suit) are never flagged: they are not thin. Huge scans are processed in overlapping tiles so memory
+stays bounded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from faceheal.images import LUMA
+
+
+@dataclass(frozen=True)
+class DamageSettings:
+    sensitivity: float = 0.5  # 0 = only the obvious, 1 = everything suspicious
+    scratches: bool = True
+    dust: bool = True
+    painted: bool = True
+
+    def threshold_scale(self) -> float:
+        return float(np.interp(self.sensitivity, [0.0, 0.5, 1.0], [1.6, 1.0, 0.6]))
+
+
+def _ellipse(k: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+
+
+def _noise_sigma(gray: np.ndarray) -> float:
+    """Robust noise level (grain, JPEG): median absolute Laplacian, scaled to a Gaussian sigma."""
+    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
+    return float(np.median(np.abs(lap)) / 0.6745 / 4.0)
+
+
+def _thin_long_components(cand: np.ndarray, min_length: float, max_thickness: float) -> np.ndarray:
+    """Connected pieces of `cand` that are long and thin. Length and thickness come from the area and
+    the boundary length (a line of length L and width w has area L*w and boundary about 2L), which
+    holds for crossing and branching cracks too, unlike a bounding box."""
+    cand8 = cand.astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cand8, connectivity=8)
+    if n <= 1:
+        return np.zeros(cand.shape, bool)
+    boundary = cand & ~(cv2.erode(cand8, np.ones((3, 3), np.uint8)) > 0)
+    perimeter = np.bincount(labels[boundary], minlength=n).astype(np.float64)
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    length = np.maximum(perimeter / 2, np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]))
+    thickness = area / np.maximum(length, 1)
+    keep = (length >= min_length) & (thickness <= max_thickness)
+    keep[0] = False
+    return keep[labels]
+
+
+def _spots(tophat: np.ndarray, threshold: float, max_area: int) -> np.ndarray:
+    cand = tophat > threshold
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros(cand.shape, bool)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] <= max_area
+    return keep[labels]
+
+
+def _painted(rgb: np.ndarray, max_width: float) -> np.ndarray:
+    """Pure-white painted strokes and paper-white missing areas.
+
+    A white component is taken when it is stroke-shaped (the 90th percentile of the distance to its
+    edge is small: thin almost everywhere, even where strokes cross) or when its edge is hard (the
+    ring just outside it is much darker: paint or a hole in the print, not a blown-out sky, which
+    fades into bright surroundings).
+    """
+    white = rgb.min(axis=2) >= 0.998  # exactly white: paint and holes, rarely a real highlight
+    if not white.any():
+        return white
+    n, labels = cv2.connectedComponents(white.astype(np.uint8), connectivity=8)
+    dist = cv2.distanceTransform(white.astype(np.uint8), cv2.DIST_L2, 3)
+    ring = (cv2.dilate(white.astype(np.uint8), _ellipse(7)) > 0) & ~white
+    ring_labels = cv2.dilate(labels.astype(np.float32), _ellipse(7)).astype(np.int32)  # nearest component id
+    gray = rgb @ LUMA
+    ring_sum = np.bincount(ring_labels[ring], weights=gray[ring], minlength=n)
+    ring_cnt = np.bincount(ring_labels[ring], minlength=n)
+    ring_mean = ring_sum / np.maximum(ring_cnt, 1)
+    keep = np.zeros(n, bool)
+    flat_labels, flat_dist = labels.ravel(), dist.ravel()
+    order = np.argsort(flat_labels, kind="stable")
+    bounds = np.searchsorted(flat_labels[order], np.arange(n + 1))
+    for c in range(1, n):
+        d = flat_dist[order[bounds[c]:bounds[c + 1]]]
+        if d.size < 20:
+            continue
+        keep[c] = np.percentile(d, 90) * 2 <= max_width or (ring_cnt[c] > 0 and ring_mean[c] < 0.6)
+    return keep[labels]
+
+
+def detect_damage_tile(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
+                       protect: list[tuple[float, float, float]] | None = None) -> np.ndarray:
+    """(H, W, 3) float RGB in [0, 1] -> (H, W) bool damage mask (one tile, no size limit)."""
+    h, w = rgb.shape[:2]
+    gray = (rgb @ LUMA).astype(np.float32)
+    side = min(h, w)
+    k = max(7, int(round(side / 120)) | 1)  # structures thinner than about k/2 px count as lines/spots
+    scale = settings.threshold_scale()
+    sigma = _noise_sigma(gray)
+    t = max(0.10, 6.0 * sigma) * scale
+    mask = np.zeros((h, w), bool)
+    white_th = gray - cv2.morphologyEx(gray, cv2.MORPH_OPEN, _ellipse(k))
+    black_th = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, _ellipse(k)) - gray
+    keep_out = None
+    if protect:
+        keep_out = np.zeros((h, w), np.uint8)
+        for x, y, r in protect:
+            cv2.circle(keep_out, (int(round(x)), int(round(y))), max(1, int(round(r))), 1, -1)
+        keep_out = keep_out > 0
+    if settings.scratches:
+        min_len = max(12.0, 0.05 * side)
+        mask |= _thin_long_components(white_th > t, min_len, max_thickness=k / 2.2)
+        # dark lines: eyes, lashes, nostrils and lip lines are dark and thin too, so only long ones
+        dark = _thin_long_components(black_th > 1.5 * t, max(24.0, 0.15 * side), max_thickness=k / 4.0)
+        mask |= dark if keep_out is None else dark & ~keep_out
+    if settings.dust:
+        spots = _spots(white_th, 2.0 * t, max_area=max(4, k * k // 3))
+        mask |= spots if keep_out is None else spots & ~keep_out
+    if settings.painted:
+        mask |= _painted(rgb, max_width=0.06 * side)
+    if mask.any():  # cover the soft edges of a scratch
+        mask = cv2.dilate(mask.astype(np.uint8), _ellipse(3)) > 0
+    return mask
+
+
+def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
+                  protect: list[tuple[float, float, float]] | None = None, tile: int = 2048,
+                  overlap: int = 64) -> np.ndarray:
+    """Damage mask of a whole photo; photos larger than `tile` are processed in overlapping tiles.
+
+    protect: (x, y, radius) discs where spots and dark lines are not flagged (eyes, mouths).
+    """
+    h, w = rgb.shape[:2]
+    if max(h, w) <= tile:
+        return detect_damage_tile(rgb, settings, protect)
+    mask = np.zeros((h, w), bool)
+    step = tile - 2 * overlap
+    for y0 in range(0, h, step):
+        for x0 in range(0, w, step):
+            ya, xa = max(0, y0 - overlap), max(0, x0 - overlap)
+            yb, xb = min(h, y0 + step + overlap), min(w, x0 + step + overlap)
+            local = [(x - xa, y - ya, r) for x, y, r in (protect or [])]
+            m = detect_damage_tile(rgb[ya:yb, xa:xb], settings, local)
+            mask[y0:min(h, y0 + step), x0:min(w, x0 + step)] = m[y0 - ya:y0 - ya + min(step, h - y0), x0 - xa:x0 - xa + min(step, w - x0)]
+    return mask
+
+
+def protected_discs(landmarks: list[np.ndarray]) -> list[tuple[float, float, float]]:
+    """(x, y, r) discs over both eyes and the mouth of each face (5-point landmarks), sized by the
+    distance between the eyes: where a bright dot is a catchlight and a dark line is a lip."""
+    discs = []
+    for lm in landmarks:
+        lm = np.asarray(lm, np.float64)
+        iod = float(np.linalg.norm(lm[1] - lm[0]))
+        mouth = (lm[3] + lm[4]) / 2
+        discs += [(lm[0][0], lm[0][1], 0.3 * iod), (lm[1][0], lm[1][1], 0.3 * iod),
+                  (mouth[0], mouth[1], 0.45 * iod)]
+    return discs
+
+
+def overlay(rgb8: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: float = 0.6) -> np.ndarray:
+    """Review image: the damage tinted over the photo (uint8 RGB)."""
+    out = rgb8.astype(np.float32).copy()
+    out[mask] = out[mask] * (1 - alpha) + np.array(colour, np.float32) * alpha
+    return out.astype(np.uint8)
+
+
+def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool = False, faces_only: bool = False):
+    """`faceheal mask`: for each source, write `<out>/<relative>.png` (white = damaged), and the
+    review overlay when asked. Yields (source, error or None); the batch goes on after a failure."""
+    from pathlib import Path
+
+    from faceheal.errors import FacehealError
+    from faceheal.faces.align import crop_region, similarity_transform, template
+    from faceheal.faces.detect import MtcnnDetector
+    from faceheal.images import read_image, to_float_rgb, to_rgb8, write_atomic
+    from faceheal.sources import output_path
+
+    detector = MtcnnDetector()
+    settings = DamageSettings(sensitivity=sensitivity)
+    for src in sources:
+        try:
+            pic = read_image(src.path)
+            display = pic.display()
+            rgb = to_float_rgb(display)
+            rgb8 = to_rgb8(display)
+            faces = detector.detect(rgb8)
+            mask = detect_damage(rgb, settings, protected_discs([f.landmarks for f in faces]))
+            if faces_only:
+                inside = np.zeros(mask.shape, bool)
+                for f in faces:
+                    m = similarity_transform(f.landmarks, template(256))
+                    x0, y0, x1, y1 = crop_region(m, 256, mask.shape)
+                    inside[y0:y1, x0:x1] = True
+                mask &= inside
+            target = output_path(Path(out_dir), src).with_suffix(".png")
+            ok, enc = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+            write_atomic(target, enc.tobytes())
+            if with_overlay:
+                ok, enc = cv2.imencode(".png", overlay(rgb8, mask)[..., ::-1])
+                write_atomic(target.with_name(target.stem + ".overlay.png"), enc.tobytes())
+            yield src, None
+        except FacehealError as e:
+            yield src, str(e)

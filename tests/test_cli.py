@@ -1,0 +1,205 @@
+"""End-to-end tests of `faceheal restore` and friends, through the real command line."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from faceheal.cli import app
+from tests.conftest import EXAMPLES, ROOT, read_rgb, write_png
+
+runner = CliRunner()
+
+
+def restore(*args, input=None):
+    return runner.invoke(app, ["restore", *map(str, args)], input=input)
+
+
+@pytest.fixture
+def job(tmp_path, portrait, face_mask):
+    """A folder with one real portrait (PNG, in a subfolder) and its mask."""
+    write_png(tmp_path / "in" / "family" / "grandpa.png", portrait)
+    write_png(tmp_path / "masks" / "family" / "grandpa.png", face_mask.astype(np.uint8) * 255)
+    return tmp_path
+
+
+def test_restore_changes_only_pixels_near_the_mask(job, portrait, face_mask):
+    r = restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--model", "telea", "--report", job / "r.jsonl")
+    assert r.exit_code == 0, r.output
+    out = read_rgb(job / "out" / "family" / "grandpa.png")
+    assert out.shape == portrait.shape and out.dtype == portrait.dtype
+    changed = np.any(out != portrait, axis=2)
+    allowed = cv2.dilate(face_mask.astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
+    assert changed.sum() > 0.5 * face_mask.sum()
+    assert not (changed & ~allowed).any()
+    line = json.loads((job / "r.jsonl").read_text().splitlines()[0])
+    assert line["status"] == "ok" and len(line["faces"]) == 1 and line["pixels_changed"] == int(changed.sum())
+    assert 0 < line["faces"][0]["mask_ratio"] < 0.5
+
+
+def test_shipped_generator_restores_by_default(job, portrait, face_mask):
+    weights = ROOT / "weights" / "faceheal-generator.pt"
+    if not weights.is_file():
+        pytest.fail("the shipped generator weights are missing from weights/")
+    r = restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--save-layout", job / "layout")
+    assert r.exit_code == 0, r.output
+    out = read_rgb(job / "out" / "family" / "grandpa.png")
+    changed = np.any(out != portrait, axis=2)
+    allowed = cv2.dilate(face_mask.astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
+    assert changed.any() and not (changed & ~allowed).any()
+    # the hole is filled with something face-like, not left white/black
+    assert 0.05 < out[face_mask].mean() / 255 < 0.95
+    assert list((job / "layout" / "family").glob("grandpa.face0.layout.png"))
+
+
+def test_one_mask_for_all_inputs_from_stdin(job, portrait, face_mask, monkeypatch):
+    write_png(job / "in" / "b.png", portrait)
+    write_png(job / "one.png", face_mask.astype(np.uint8) * 255)
+    monkeypatch.chdir(job)
+    r = restore("-", "-o", "out", "--mask", "one.png", "--model", "telea",
+                input="in/family/grandpa.png\nin/b.png\n")
+    assert r.exit_code == 0, r.output
+    assert (job / "out" / "in" / "family" / "grandpa.png").is_file()
+    assert (job / "out" / "in" / "b.png").is_file()
+
+
+def test_aligned_crops_skip_detection(tmp_path):
+    r = restore(EXAMPLES / "aligned", "-o", tmp_path / "out", "--masks", EXAMPLES / "aligned_masks",
+                "--aligned", "--model", "telea")
+    assert r.exit_code == 0, r.output
+    for p in (EXAMPLES / "aligned").iterdir():
+        before, after = read_rgb(p), read_rgb(tmp_path / "out" / p.name)
+        mask = read_rgb(EXAMPLES / "aligned_masks" / p.name) > 127
+        assert (after[mask] != 255).any()  # the painted white damage was repainted
+        far = cv2.dilate(mask.astype(np.uint8), np.ones((11, 11), np.uint8)) == 0
+        np.testing.assert_array_equal(after[far], before[far])
+
+
+def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(job, portrait, face_mask):
+    inp, masks = job / "in", job / "masks"
+    (inp / "zero.png").write_bytes(b"")
+    (inp / "notes.jpg").write_text("not an image")
+    good = (inp / "family" / "grandpa.png").read_bytes()
+    (inp / "truncated.png").write_bytes(good[: len(good) // 3])
+    write_png(inp / "wrongsize.png", portrait)
+    write_png(masks / "wrongsize.png", np.zeros((10, 10), np.uint8))
+    write_png(inp / "nomask.png", portrait)
+    write_png(inp / "blank.png", np.full((120, 160, 3), 128, np.uint8))
+    write_png(masks / "blank.png", np.zeros((120, 160), np.uint8))
+    for name in ["zero", "notes", "truncated"]:
+        write_png(masks / f"{name}.png", np.zeros((5, 5), np.uint8))
+    r = restore(inp, "-o", job / "out", "--masks", masks, "--model", "telea", "--report", job / "r.jsonl")
+    assert r.exit_code == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("faceheal: ") and ": " in line[10:]]
+    text = "\n".join(errors)
+    for name, why in [("zero.png", "empty file"), ("notes.jpg", "not an image"), ("truncated.png", "truncated"),
+                      ("wrongsize.png", "10x10 but the photo is"), ("nomask.png", "no mask"),
+                      ("blank.png", "no face found")]:
+        assert any(name in e and why in e for e in errors), f"{name}: {why!r} not in\n{text}"
+    assert "Traceback" not in r.output
+    assert (job / "out" / "family" / "grandpa.png").is_file()  # the good photo was still restored
+    assert (job / "out" / "blank.png").read_bytes() == (inp / "blank.png").read_bytes()  # no face: a copy
+    statuses = {Path(j["path"]).name: j["status"] for j in map(json.loads, (job / "r.jsonl").read_text().splitlines())}
+    assert statuses["grandpa.png"] == "ok" and statuses["blank.png"] == "no-face" and statuses["zero.png"] == "error"
+
+
+def test_skip_no_face_writes_nothing(tmp_path):
+    write_png(tmp_path / "in" / "blank.png", np.full((80, 80, 3), 90, np.uint8))
+    write_png(tmp_path / "m.png", np.zeros((80, 80), np.uint8))
+    r = restore(tmp_path / "in", "-o", tmp_path / "out", "--mask", tmp_path / "m.png", "--model", "telea", "--skip-no-face")
+    assert r.exit_code == 1
+    assert not (tmp_path / "out" / "blank.png").exists()
+
+
+def test_unwritable_output_is_one_error_and_others_still_written(job, portrait):
+    write_png(job / "in" / "zz" / "other.png", portrait)
+    write_png(job / "masks" / "zz" / "other.png", np.zeros(portrait.shape[:2], np.uint8))
+    (job / "out").mkdir()
+    (job / "out" / "family").write_text("a file where a folder should be")
+    r = restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--model", "telea")
+    assert r.exit_code == 1
+    assert "grandpa.png" in r.stderr and "cannot write" in r.stderr
+    assert (job / "out" / "zz" / "other.png").is_file()
+    assert not list((job / "out").rglob("*.part"))
+
+
+def test_usage_errors_exit_2(job):
+    assert restore(job / "in", "-o", job / "in", "--masks", job / "masks").exit_code == 2  # -o is the input
+    assert restore(job / "in", "-o", job / "out", "--masks", job / "nope").exit_code == 2
+    assert restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--model", "magic").exit_code == 2
+    assert runner.invoke(app, ["restore"]).exit_code == 2
+
+
+def test_in_place_keeps_a_backup(job, portrait):
+    src = job / "in" / "family" / "grandpa.png"
+    original = src.read_bytes()
+    r = restore(job / "in", "-o", job / "in", "--masks", job / "masks", "--model", "telea", "--in-place")
+    assert r.exit_code == 0, r.output
+    assert (src.with_name("grandpa.png.faceheal-bak")).read_bytes() == original
+    assert src.read_bytes() != original
+
+
+def test_jpeg_in_jpeg_out(tmp_path, portrait, face_mask):
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.jpg"), portrait[..., ::-1])
+    write_png(tmp_path / "m" / "a.png", face_mask.astype(np.uint8) * 255)
+    r = restore(tmp_path / "in", "-o", tmp_path / "out", "--masks", tmp_path / "m", "--model", "telea")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "a.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_info_prints_versions_and_weights_checksum():
+    r = runner.invoke(app, ["info"])
+    assert r.exit_code == 0
+    assert "faceheal" in r.stdout and "torch" in r.stdout and "weights" in r.stdout
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "faceheal", "restore", str(tmp_path / "nothing"), "-o", str(tmp_path / "o"),
+                        "--mask", str(tmp_path / "nomask.png")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("faceheal: --mask")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_synthetic_masks_command(tmp_path):
+    r = runner.invoke(app, ["mask", "-o", str(tmp_path), "--synthetic", "irregular", "--ratio", "20-30",
+                            "--count", "3", "--seed", "4", "--size", "64x48"])
+    assert r.exit_code == 0, r.output
+    files = sorted(tmp_path.glob("*.png"))
+    assert len(files) == 3
+    m = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
+    assert m.shape == (48, 64) and 0.15 < (m > 127).mean() < 0.5
+
+
+def test_auto_mask_repairs_painted_damage_without_a_mask(tmp_path, portrait, face_mask):
+    damaged = portrait.copy()
+    damaged[face_mask] = 255  # paint-white damage across the face
+    write_png(tmp_path / "in" / "p.png", damaged)
+    r = restore(tmp_path / "in", "-o", tmp_path / "out", "--model", "telea")
+    assert r.exit_code == 0, r.output
+    out = read_rgb(tmp_path / "out" / "p.png")
+    assert out[face_mask].mean() < 220  # the white was repainted
+    far = cv2.dilate(face_mask.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+    assert (np.any(out != damaged, axis=2) & far).mean() < 0.01
+
+
+def test_mask_command_writes_masks_and_overlays(tmp_path, portrait, face_mask):
+    damaged = portrait.copy()
+    damaged[face_mask] = 255
+    write_png(tmp_path / "in" / "sub" / "p.png", damaged)
+    (tmp_path / "in" / "bad.png").write_bytes(b"")
+    r = runner.invoke(app, ["mask", str(tmp_path / "in"), "-o", str(tmp_path / "m"), "--overlay"])
+    assert r.exit_code == 1 and "bad.png" in r.stderr
+    m = cv2.imread(str(tmp_path / "m" / "sub" / "p.png"), cv2.IMREAD_UNCHANGED)
+    assert m.shape == face_mask.shape
+    found = m > 127
+    assert (found & face_mask).sum() / face_mask.sum() > 0.95
+    assert (tmp_path / "m" / "sub" / "p.overlay.png").is_file()

@@ -1,0 +1,73 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceheal.errors import UnreadableImage
+from faceheal.images import Picture, from_float_rgb, read_image, to_float_rgb, write_image
+from tests.conftest import write_png
+
+
+@pytest.mark.parametrize("shape,dtype", [((20, 30), np.uint8), ((20, 30), np.uint16), ((20, 30, 3), np.uint8),
+                                         ((20, 30, 3), np.uint16), ((20, 30, 4), np.uint8), ((20, 30, 4), np.uint16)])
+def test_png_round_trip_keeps_depth_and_mode(tmp_path, shape, dtype):
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    p = write_png(tmp_path / "a.png", arr)
+    pic = read_image(p)
+    assert pic.pixels.dtype == dtype and pic.pixels.shape == shape
+    np.testing.assert_array_equal(pic.pixels, arr)
+    write_image(tmp_path / "b.png", pic, pic.pixels)
+    back = read_image(tmp_path / "b.png")
+    np.testing.assert_array_equal(back.pixels, arr)
+
+
+def test_16bit_rgb_tiff_round_trip(tmp_path):
+    import tifffile
+
+    arr = np.random.default_rng(1).integers(0, 65535, (16, 24, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", arr, photometric="rgb")
+    pic = read_image(tmp_path / "a.tif")
+    assert pic.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(pic.pixels, arr)
+    write_image(tmp_path / "b.tif", pic, pic.pixels)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "b.tif"), arr)
+
+
+def test_bad_files_raise_one_clear_reason(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello, not an image")
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    for name, reason in [("empty.jpg", "empty file"), ("text.png", "not an image"), ("cut.jpg", "truncated"),
+                         ("missing.png", "No such file")]:
+        with pytest.raises(UnreadableImage, match=reason):
+            read_image(tmp_path / name)
+
+
+def test_gray_stays_gray_and_only_selected_pixels_change():
+    gray = np.full((4, 4), 100, np.uint8)
+    rgb = to_float_rgb(gray)
+    assert rgb.shape == (4, 4, 3)
+    rgb[0, 0] = [1.0, 1.0, 1.0]
+    where = np.zeros((4, 4), bool)
+    where[0, 0] = True
+    out = from_float_rgb(rgb, gray, where)
+    assert out.shape == (4, 4) and out[0, 0] == 255 and (out[1:] == 100).all()
+
+
+def test_exif_orientation_display_and_store_are_inverse(tmp_path):
+    arr = np.arange(6 * 4 * 3, dtype=np.uint8).reshape(6, 4, 3)
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "o.jpg", exif=exif.tobytes(), quality=100)
+    pic = read_image(tmp_path / "o.jpg")
+    assert pic.orientation == 6
+    assert pic.display().shape == (4, 6, 3)
+    np.testing.assert_array_equal(pic.store(pic.display()), pic.pixels)
+    for o in range(2, 9):
+        p = Picture(arr, "PNG", orientation=o)
+        np.testing.assert_array_equal(p.store(p.display()), arr)

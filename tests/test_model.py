@@ -1,0 +1,130 @@
+"""The two-stage generator on its tiny config: shapes, composition, mask-awareness, training, weights."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from faceheal.errors import WeightsError
+from faceheal.model.blocks import MaskAwareAttention, push_pull_fill
+from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
+from faceheal.model.semantics import NUM_CLASSES
+
+
+def _batch(b=2, s=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, 3, s, s, generator=g) * 2 - 1
+    hole = (torch.rand(b, 1, s, s, generator=g) > 0.6).float()
+    return x, hole
+
+
+def test_shapes_and_composition_keep_known_pixels():
+    torch.manual_seed(0)
+    model = TwoStageGenerator(GeneratorConfig.tiny()).eval()
+    x, hole = _batch()
+    out = model(x, hole)
+    assert out["layout"].shape == (2, NUM_CLASSES, 32, 32)
+    assert out["composed"].shape == x.shape
+    assert [o.shape[-1] for o in out["outputs"]] == [16, 32, 64]
+    known = hole == 0
+    assert torch.equal(out["composed"][known.expand_as(x)], x[known.expand_as(x)])
+
+
+def test_output_does_not_depend_on_what_was_under_the_hole():
+    torch.manual_seed(0)
+    model = TwoStageGenerator(GeneratorConfig.tiny()).eval()
+    x, hole = _batch()
+    y = x.clone()
+    y[hole.expand_as(y) > 0] = 0.77  # different garbage in the hole
+    a, b = model(x, hole)["composed"], model(y, hole)["composed"]
+    torch.testing.assert_close(a, b)
+
+
+def test_mask_aware_attention_reads_only_known_positions():
+    torch.manual_seed(0)
+    attn = MaskAwareAttention(8, heads=2)
+    torch.nn.init.normal_(attn.proj.weight)
+    x = torch.randn(1, 8, 4, 4)
+    hole = torch.zeros(1, 1, 4, 4)
+    hole[..., :2, :] = 1  # top half is a hole
+    y = attn(x, hole)
+    torch.testing.assert_close(y[..., 2:, :], x[..., 2:, :])  # known tokens stay as they are
+    other_hole = x.clone()
+    other_hole[..., 0, 0] += 3 * torch.randn(1, 8)  # change one hole token
+    y2 = attn(other_hole, hole)
+    # every other hole token is unaffected: holes read from known tokens only
+    keep = torch.ones(4, 4, dtype=torch.bool)
+    keep[0, 0] = False
+    torch.testing.assert_close(y2[..., keep], y[..., keep])
+    known_changed = x.clone()
+    known_changed[..., 3, 3] += 3 * torch.randn(1, 8)  # change one known token
+    assert not torch.allclose(attn(known_changed, hole)[..., :2, :], y[..., :2, :])
+
+
+def test_push_pull_fill_keeps_known_and_fills_smoothly():
+    img = torch.linspace(-1, 1, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32).contiguous()
+    known = torch.ones(1, 1, 32, 32)
+    known[..., 10:20, 10:20] = 0
+    filled = push_pull_fill(img * known, known)
+    torch.testing.assert_close(filled * known, img * known)
+    assert (filled[..., 10:20, 10:20] - img[..., 10:20, 10:20]).abs().max() < 0.3
+
+
+def test_tiny_model_trains_and_resumes(tmp_path):
+    from faceheal.train.loop import TrainConfig, Trainer
+
+    data = tmp_path / "prep"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    n, s = 12, 64
+    yy, xx = np.mgrid[:s, :s]
+    images = np.stack([(np.stack([xx * 4 % 256, yy * 4 % 256, (xx + yy) * 2 % 256], -1)).astype(np.uint8)
+                       for _ in range(n)])
+    labels = np.where(np.hypot(yy - 32, xx - 32) < 20, 1, 0).astype(np.uint8)[None].repeat(n, 0)
+    np.save(data / "images.npy", images)
+    np.save(data / "labels.npy", labels)
+    items = [{"source": f"{i}.png", "split": "test" if i < 2 else "train",
+              "labels": "ground-truth" if i % 2 else "none"} for i in range(n)]
+    (data / "index.json").write_text(json.dumps({"items": items}))
+    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), model="tiny", size=64, batch_size=4, steps=6,
+                      val_count=2, adv_weight=0.1, checkpoint_minutes=100)
+    trainer = Trainer(cfg)
+    first = trainer.train_step()
+    result = trainer.run()
+    assert result["step"] == 6 and np.isfinite(result["val_psnr"])
+    assert {"l1", "ssim", "adv_g"} <= set(first)
+    assert (tmp_path / "run" / "generator.pt").is_file()
+    resumed = Trainer(TrainConfig(**{**cfg.__dict__, "steps": 8}))
+    assert resumed.resume() and resumed.step == 6
+    assert resumed.run()["step"] == 8
+    model, meta = load_generator(tmp_path / "run" / "generator.pt")
+    assert meta["step"] == 8 and model.config == GeneratorConfig.tiny()
+
+
+def test_weights_round_trip_and_checksum_is_enforced(tmp_path):
+    model = TwoStageGenerator(GeneratorConfig.tiny())
+    path = tmp_path / "g.pt"
+    save_generator(model, path, meta={"note": "test"})
+    loaded, meta = load_generator(path)
+    assert meta == {"note": "test"}
+    x, hole = _batch()
+    torch.testing.assert_close(model.eval()(x, hole)["composed"], loaded(x, hole)["composed"], atol=2e-2, rtol=0)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="SHA-256"):
+        load_generator(path)
+    with pytest.raises(WeightsError, match="not found"):
+        load_generator(tmp_path / "missing.pt")
+
+
+def test_default_config_stays_within_the_cpu_budget():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = TwoStageGenerator(GeneratorConfig.default())
+    x, hole = _batch(1, 256)
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        model(x, hole)
+    assert fc.get_total_flops() / 1e9 < 15  # both stages together, per 256 crop

@@ -1,0 +1,50 @@
+import io
+from pathlib import Path
+
+import pytest
+
+from faceheal.errors import UsageError
+from faceheal.sources import Source, check_output_dir, expand_inputs, output_path
+
+
+def _touch(p: Path) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"x")
+    return p
+
+
+def test_folders_are_recursive_and_extensions_case_insensitive(tmp_path):
+    for name in ["a.JPG", "sub/b.png", "sub/deep/c.TiFf", "sub/d.txt", "e.webp", ".hidden.png"]:
+        _touch(tmp_path / "in" / name)
+    got = [s.relative.as_posix() for s in expand_inputs([str(tmp_path / "in")])]
+    assert got == ["a.JPG", "e.webp", "sub/b.png", "sub/deep/c.TiFf"]
+
+
+def test_stdin_paths(tmp_path, monkeypatch):
+    a = _touch(tmp_path / "scans" / "x" / "a.jpg")
+    b = _touch(tmp_path / "scans" / "b.png")
+    monkeypatch.chdir(tmp_path)
+    got = expand_inputs(["-"], stdin=io.StringIO(f"scans/x/a.jpg\n\n{b}\n"))
+    assert [s.relative.as_posix() for s in got] == ["scans/x/a.jpg", "scans/b.png"]
+    assert got[0].path == Path("scans/x/a.jpg")
+
+
+def test_output_mirrors_the_tree_and_never_escapes(tmp_path):
+    out = tmp_path / "out"
+    assert output_path(out, Source(Path("x"), Path("a/b.png"))) == out / "a" / "b.png"
+    with pytest.raises(UsageError):
+        output_path(out, Source(Path("x"), Path("../evil.png")))
+
+
+def test_output_equal_to_input_folder_is_refused_unless_in_place(tmp_path):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(UsageError, match="--in-place"):
+        check_output_dir(tmp_path / "in", [str(tmp_path / "in")], in_place=False)
+    check_output_dir(tmp_path / "in", [str(tmp_path / "in")], in_place=True)
+
+
+def test_symlink_loop_does_not_hang(tmp_path):
+    _touch(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "loop").symlink_to(tmp_path / "in")
+    got = expand_inputs([str(tmp_path / "in")])
+    assert [s.relative.as_posix() for s in got] == ["a.png"]
