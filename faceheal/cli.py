@@ -64,6 +64,9 @@ def restore(
     in_place: bool = typer.Option(False, "--in-place", help="Allow -o to be the input folder (keeps <name>.faceheal-bak)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse images larger than this many pixels."),
     jpeg_quality: Optional[int] = typer.Option(None, "--jpeg-quality", help="JPEG quality (default: the input's tables)."),
+    sidecar: bool = typer.Option(False, "--sidecar", help="Write <output>.faceheal.json: version, weights and mask SHA-256, faces, changes, flags."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output exists: re-run to resume an interrupted run."),
+    shard_spec: Optional[str] = typer.Option(None, "--shard", help="K/N: process only the K-th of N deterministic parts (clusters)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary."),
     debug: bool = typer.Option(False, "--debug", help="Tracebacks instead of one-line errors."),
 ) -> None:
@@ -72,7 +75,7 @@ def restore(
     Without --masks/--mask the damage is detected automatically (scratches, cracks, dust, paint).
     """
     from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
-    from faceheal.sources import check_output_dir, expand_inputs
+    from faceheal.sources import check_output_dir, expand_inputs, shard
 
     try:
         if mask is not None and masks is not None:
@@ -84,9 +87,10 @@ def restore(
         if fill_outside not in ("none", "telea"):
             raise UsageError(f"--fill-outside {fill_outside!r}: choose none or telea")
         check_output_dir(out, inputs, in_place)
-        sources = expand_inputs(inputs)
-        if not sources:
+        all_sources = expand_inputs(inputs)
+        if not all_sources:
             raise UsageError("no input images found")
+        sources = shard(all_sources, shard_spec)
         from faceheal.inpainters import make_inpainter
         inpainter = make_inpainter(model, weights, device, batch_size)
         det = None
@@ -99,10 +103,16 @@ def restore(
         options = RestoreOptions(aligned=aligned, change_radius=change_radius,
                                  fill_outside=None if fill_outside == "none" else fill_outside,
                                  skip_no_face=skip_no_face, layout_dir=save_layout, max_pixels=max_pixels,
-                                 in_place=in_place, jpeg_quality=jpeg_quality)
+                                 in_place=in_place, jpeg_quality=jpeg_quality, sidecar=sidecar,
+                                 skip_existing=skip_existing)
         from faceheal.pipeline import auto_damage_mask
         mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity))
-        restorer = Restorer(inpainter, det, mask_source, options)
+        parameters = {"model": model, "device": device, "batch_size": batch_size, "detector": detector,
+                      "min_face": min_face, "change_radius": change_radius, "fill_outside": fill_outside,
+                      "aligned": aligned, "sensitivity": sensitivity if mask_source.is_auto else None,
+                      "masks": str(masks) if masks else None, "mask": str(mask) if mask else None,
+                      "jpeg_quality": jpeg_quality, "shard": shard_spec}
+        restorer = Restorer(inpainter, det, mask_source, options, parameters)
     except UsageError as e:
         raise _usage(str(e))
     except FacehealError as e:  # weights problems and the like: nothing can run
@@ -111,8 +121,9 @@ def restore(
         raise _usage(str(e))
 
     report_file = open(report, "a") if report else None
+    manifest = _open_manifest(out, shard_spec)
     progress = _progress(len(sources), quiet, "restoring")
-    counts = {"ok": 0, "unchanged": 0, "no-face": 0, "error": 0}
+    counts = {"ok": 0, "unchanged": 0, "skipped": 0, "no-face": 0, "error": 0}
     faces = 0
     t0 = time.time()
 
@@ -122,9 +133,11 @@ def restore(
         faces += len([f for f in r.faces if f.face is not None])
         if r.failed:
             _err(f"{r.path}: {r.error}")
-        if report_file:
-            report_file.write(json.dumps(r.to_json()) + "\n")
-            report_file.flush()
+        line = json.dumps(r.to_json()) + "\n"
+        for f in (report_file, manifest):
+            if f:
+                f.write(line)
+                f.flush()
         if progress:
             progress.advance(0)
 
@@ -136,12 +149,26 @@ def restore(
     finally:
         if progress:
             progress.stop()
-        if report_file:
-            report_file.close()
+        for f in (report_file, manifest):
+            if f:
+                f.close()
     if not quiet:
         print(f"faceheal: {len(sources)} photos, {faces} faces, {counts['ok']} restored, {counts['unchanged']} unchanged, "
-              f"{counts['no-face']} without faces, {counts['error']} failed in {time.time() - t0:.1f}s", file=sys.stderr)
+              f"{counts['skipped']} already done, {counts['no-face']} without faces, {counts['error']} failed "
+              f"in {time.time() - t0:.1f}s", file=sys.stderr)
     raise typer.Exit(1 if counts["error"] or counts["no-face"] else 0)
+
+
+def _open_manifest(out: Path, shard_spec: str | None):
+    """OUT/.faceheal/manifest[-K-of-N].jsonl: one line per input, appended as each finishes, one file
+    per shard so machines sharing an output folder never write the same file."""
+    name = "manifest.jsonl" if not shard_spec else f"manifest-{shard_spec.replace('/', '-of-')}.jsonl"
+    try:
+        (out / ".faceheal").mkdir(parents=True, exist_ok=True)
+        return open(out / ".faceheal" / name, "a")
+    except OSError as e:
+        _err(f"{out}: cannot write the run manifest ({e.strerror or e}); continuing without it")
+        return None
 
 
 @app.command()

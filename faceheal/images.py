@@ -114,6 +114,37 @@ def from_float_rgb(rgb: np.ndarray, like: np.ndarray, where: np.ndarray) -> np.n
     return out
 
 
+def monotone_tone(rgb: np.ndarray, known: np.ndarray | None = None, bins: int = 64,
+                  tolerance: float = 0.03) -> np.ndarray | None:
+    """The tone curve of a monochrome print (gray, sepia, cyanotype...): (bins, 3) RGB per luma bin,
+    or None when the photo has real colour. Restored pixels are re-toned through it, so a sepia
+    print gets sepia repairs, not the model's idea of skin colour."""
+    pix = rgb[known] if known is not None else rgb.reshape(-1, 3)
+    if len(pix) > 200_000:
+        pix = pix[:: len(pix) // 200_000]
+    if len(pix) < 100:
+        return None
+    luma = pix @ LUMA
+    idx = np.clip((luma * bins).astype(int), 0, bins - 1)
+    counts = np.bincount(idx, minlength=bins)
+    lut = np.stack([np.bincount(idx, weights=pix[:, c], minlength=bins) for c in range(3)], 1)
+    filled = counts > 0
+    lut[filled] /= counts[filled, None]
+    centres = (np.arange(bins) + 0.5) / bins
+    for c in range(3):
+        lut[:, c] = np.interp(centres, centres[filled], lut[filled, c])
+    residual = np.abs(pix - lut[idx]).mean()
+    return lut.astype(np.float32) if residual < tolerance else None
+
+
+def apply_tone(lut: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """Map (..., 3) RGB through a tone curve from `monotone_tone` by its luma."""
+    bins = len(lut)
+    centres = (np.arange(bins) + 0.5) / bins
+    luma = rgb @ LUMA
+    return np.stack([np.interp(luma, centres, lut[:, c]) for c in range(3)], -1).astype(np.float32)
+
+
 def _sniff_format(img: Image.Image, path: Path) -> str:
     return img.format or _FORMAT_BY_EXT.get(path.suffix.lower(), "PNG")
 
@@ -136,8 +167,23 @@ def _pillow_pixels(img: Image.Image) -> np.ndarray:
     raise UnreadableImage(f"unsupported colour mode {mode}")
 
 
-def _decode_16bit_colour(data: bytes, fmt: str) -> np.ndarray | None:
-    """16-bit RGB(A) pixels that Pillow would truncate to 8 bits; None when the file is not that."""
+def _tiff_metadata_exif(exif: Image.Exif) -> bytes:
+    """The descriptive tags of a TIFF (orientation, make, model, dates, artist, copyright, EXIF and GPS
+    sub-IFDs) as EXIF bytes for Pillow's TIFF writer; structural tags are the writer's business."""
+    keep = Image.Exif()
+    for tag in (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298):
+        if tag in exif:
+            keep[tag] = exif[tag]
+    for ifd in (0x8769, 0x8825):
+        sub = exif.get_ifd(ifd)
+        if sub:
+            keep.get_ifd(ifd).update(sub)
+    return keep.tobytes()
+
+
+def _decode_direct(data: bytes, fmt: str) -> np.ndarray | None:
+    """Pixels Pillow cannot give as stored: 16-bit colour (Pillow truncates it to 8 bits) and TIFFs
+    in their stored orientation (Pillow rotates TIFFs on load). None: let Pillow decode."""
     if fmt == "PNG":
         if len(data) > 25 and data[24] == 16 and data[25] in (2, 6):  # IHDR bit depth, colour type
             arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -150,8 +196,11 @@ def _decode_16bit_colour(data: bytes, fmt: str) -> np.ndarray | None:
 
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages[0]
-            if page.bitspersample == 16 and page.samplesperpixel >= 3:
-                return page.asarray()
+            if page.bitspersample in (8, 16) and page.photometric in (0, 1, 2) and page.planarconfig == 1:
+                arr = page.asarray()  # stored orientation, any depth
+                if page.photometric == 0:  # min-is-white
+                    arr = np.iinfo(arr.dtype).max - arr
+                return arr
         return None
     return None
 
@@ -172,6 +221,10 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
         if max_pixels and img.width * img.height > max_pixels:
             raise UnreadableImage(f"{img.width}x{img.height} is over --max-pixels {max_pixels}")
         fmt = _sniff_format(img, path)
+        # read before load(): Pillow rotates TIFFs on load and then drops their orientation tag
+        exif = img.getexif()
+        orientation = int(exif.get(0x0112, 1) or 1)
+        tiff_exif = _tiff_metadata_exif(exif) if fmt == "TIFF" else None
         img.load()
     except UnreadableImage:
         raise
@@ -193,11 +246,11 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
             info["subsampling"] = JpegImagePlugin.get_sampling(img)
         except Exception:
             pass
-    exif = img.getexif()
-    orientation = int(exif.get(0x0112, 1) or 1)
+    if tiff_exif is not None:
+        info["exif"] = tiff_exif
     pixels = None
     try:
-        pixels = _decode_16bit_colour(data, fmt)
+        pixels = _decode_direct(data, fmt)
     except UnreadableImage:
         raise
     except Exception as e:
@@ -219,6 +272,8 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
 
             comp = {"tiff_lzw": "lzw", "tiff_adobe_deflate": "zlib", "tiff_deflate": "zlib"}.get(info.get("compression"))
             extratags = [(34675, 7, len(info["icc_profile"]), info["icc_profile"], True)] if info.get("icc_profile") else []
+            if picture.orientation != 1:
+                extratags.append((274, "H", 1, picture.orientation, True))
             kw = {"resolution": tuple(info["dpi"]), "resolutionunit": 2} if info.get("dpi") else {}
             tifffile.imwrite(buf, pixels, photometric="rgb", compression=comp, extratags=extratags, **kw)
             return buf.getvalue()

@@ -7,6 +7,8 @@ atomically. `restore_image` is the same thing for one in-memory image, for use f
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +19,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from faceheal.errors import FacehealError, NoFaceFound, OutputError
-from faceheal.faces.align import AlignedFace, align_face, change_weight, paste_back, template
+from faceheal.faces.align import (AlignedFace, align_face, align_with_matrix, change_weight, crop_region, paste_back,
+                                  shift_matrix, template)
 from faceheal.faces.detect import Face, FaceDetector
-from faceheal.images import Picture, from_float_rgb, read_image, to_float_rgb, to_rgb8, write_atomic, write_image
+from faceheal.images import (Picture, apply_tone, from_float_rgb, monotone_tone, read_image, to_float_rgb, to_rgb8,
+                             write_atomic, write_image)
 from faceheal.inpainters import Inpainter, classical_fill
 from faceheal.masks.supplied import find_mask, read_mask
 from faceheal.sources import Source, output_path
@@ -35,6 +39,8 @@ class RestoreOptions:
     max_pixels: int | None = None
     in_place: bool = False  # -o may be the input folder; the original is kept as <name>.faceheal-bak
     jpeg_quality: int | None = None
+    sidecar: bool = False  # write <output>.faceheal.json (provenance)
+    skip_existing: bool = False  # an output that exists is complete (atomic writes): skip its input
 
 
 @dataclass
@@ -55,7 +61,7 @@ class ImageResult:
 
     path: str
     output: str | None = None
-    status: str = "ok"  # ok | unchanged | no-face | error
+    status: str = "ok"  # ok | unchanged | skipped | no-face | error
     error: str | None = None
     faces: list[FaceResult] = field(default_factory=list)
     pixels_changed: int = 0
@@ -83,6 +89,7 @@ class _Loaded:
     aligned: list[AlignedFace] = field(default_factory=list)
     error: FacehealError | None = None
     started: float = 0.0
+    mask_info: dict = field(default_factory=dict)
 
 
 class MaskSource:
@@ -107,13 +114,14 @@ class MaskSource:
             return f"dir:{self.masks_dir}"
         return "auto"
 
-    def mask_for(self, source: Source, display_rgb: np.ndarray, landmarks: list[np.ndarray] = ()) -> np.ndarray:
+    def mask_for(self, source: Source, display_rgb: np.ndarray, landmarks: list[np.ndarray] = ()) -> tuple[np.ndarray, dict]:
+        """(mask, provenance): the mask and where it came from, with the SHA-256 of its file or pixels."""
         shape = display_rgb.shape[:2]
-        if self.mask_file is not None:
-            return read_mask(self.mask_file, shape)
-        if self.masks_dir is not None:
-            return read_mask(find_mask(self.masks_dir, source.relative), shape)
-        return self.auto(display_rgb, list(landmarks))
+        if self.mask_file is not None or self.masks_dir is not None:
+            path = self.mask_file if self.mask_file is not None else find_mask(self.masks_dir, source.relative)
+            return read_mask(path, shape), {"source": "file", "path": str(path), "sha256": _sha256_file(path)}
+        mask = self.auto(display_rgb, list(landmarks))
+        return mask, {"source": "auto", "sha256": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()}
 
 
 def auto_damage_mask(sensitivity: float = 0.5):
@@ -132,11 +140,12 @@ def aligned_matrix(shape: tuple[int, int], size: int) -> np.ndarray:
 
 class Restorer:
     def __init__(self, inpainter: Inpainter, detector: FaceDetector | None, masks: MaskSource,
-                 options: RestoreOptions = RestoreOptions()):
+                 options: RestoreOptions = RestoreOptions(), parameters: dict | None = None):
         self.inpainter = inpainter
         self.detector = detector
         self.masks = masks
         self.options = options
+        self.parameters = parameters or {}  # the run's flags, recorded in sidecars
 
     # -- stage 1: decode, mask, detect, align (runs in the look-ahead thread) -----------------
     def load(self, source: Source) -> _Loaded:
@@ -150,27 +159,32 @@ class Restorer:
         return self.prepare(source, pic)
 
     def prepare(self, source: Source, pic: Picture) -> _Loaded:
-        """Mask, detect and align one decoded photo; errors are kept on the item, not raised."""
+        """Mask, detect and align one decoded photo; errors are kept on the item, not raised.
+
+        Nothing here converts the whole photo to float: detection sees a downscaled 8-bit copy, the
+        aligner reads each face's footprint only, so a 100-megapixel scan costs little more than its
+        decoded pixels.
+        """
         item = _Loaded(source, picture=pic, started=time.perf_counter())
         try:
             display = pic.display()
-            rgb = to_float_rgb(display)
             size = self.inpainter.crop_size
             if self.options.aligned:
-                m = aligned_matrix(rgb.shape[:2], size)
+                m = aligned_matrix(display.shape[:2], size)
                 item.faces = [None]
                 eyes_mouth = (template(size) - m[:, 2]) / np.diag(m[:, :2])
-                item.hole = self.masks.mask_for(source, rgb, [eyes_mouth])
-                item.aligned = [align_face_with_matrix(rgb, item.hole, m, size)]
+                item.hole, item.mask_info = self.masks.mask_for(source, display, [eyes_mouth])
+                item.aligned = [align_with_matrix(display, item.hole, m, size)]
             else:
                 if not self.masks.is_auto:  # a bad mask fails fast, before detection
-                    item.hole = self.masks.mask_for(source, rgb)
-                item.faces = self.detector.detect(to_rgb8(display))
+                    item.hole, item.mask_info = self.masks.mask_for(source, display)
+                small, scale = detection_image(display, DETECT_MAX_SIDE)
+                item.faces = [f.scaled(1 / scale) for f in self.detector.detect(small, scale)]
                 if self.masks.is_auto:
-                    item.hole = self.masks.mask_for(source, rgb, [f.landmarks for f in item.faces])
+                    item.hole, item.mask_info = self.masks.mask_for(source, display, [f.landmarks for f in item.faces])
                 if not item.faces:
                     raise NoFaceFound("no face found")
-                item.aligned = [align_face(rgb, item.hole, f.landmarks, size) for f in item.faces]
+                item.aligned = [align_face(display, item.hole, f.landmarks, size) for f in item.faces]
         except FacehealError as e:
             item.error = e
         return item
@@ -180,26 +194,47 @@ class Restorer:
         """Paste the restored crops into the photo; returns display-orientation stored pixels.
 
         Only pixels within `change_radius` of the damage can differ from the input; damage that no
-        face crop covers is left as is (counted in `unrepaired_pixels`) unless `fill_outside`.
+        face crop covers is left as is (counted in `unrepaired_pixels`) unless `fill_outside`. Work
+        happens face by face in each face's footprint, in float, so memory follows the faces, not the
+        scan.
         """
         display, hole = item.picture.display(), item.hole
         res.damaged_pixels = int(hole.sum())
-        canvas = to_float_rgb(display)
-        weight = np.zeros(hole.shape, np.float32)
-        image_weight = change_weight(hole, self.options.change_radius)
+        out = display.copy()
+        covered = np.zeros(hole.shape, bool)
+        radius = self.options.change_radius
+        tone = None if item.picture.is_gray else monotone_tone(to_float_rgb(display[::8, ::8]), ~hole[::8, ::8])
+        h, w = hole.shape
         for a, crop in zip(item.aligned, restored):
-            if a.hole.any():
-                paste_back(canvas, weight, crop, a.matrix, image_weight)
-        uncovered = hole & (weight < 0.999)
+            if not a.hole.any():
+                continue
+            x0, y0, x1, y1 = crop_region(a.matrix, crop.shape[0], (h, w))
+            if x1 <= x0 or y1 <= y0 or not hole[y0:y1, x0:x1].any():
+                continue
+            # the weight near the footprint's edge depends on damage just outside it
+            mx0, my0, mx1, my1 = max(0, x0 - radius - 2), max(0, y0 - radius - 2), min(w, x1 + radius + 2), min(h, y1 + radius + 2)
+            weight_all = change_weight(hole[my0:my1, mx0:mx1], radius)
+            image_weight = weight_all[y0 - my0:y1 - my0, x0 - mx0:x1 - mx0]
+            canvas = to_float_rgb(out[y0:y1, x0:x1])
+            weight = np.zeros(image_weight.shape, np.float32)
+            paste_back(canvas, weight, crop, shift_matrix(a.matrix, x0, y0), image_weight)
+            changed = weight > 0
+            if tone is not None and changed.any():  # a toned print: repairs take its tone, not the model's colour
+                canvas[changed] = apply_tone(tone, canvas[changed])
+            out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], changed)
+            covered[y0:y1, x0:x1] |= weight >= 0.999
+        uncovered = hole & ~covered
         if self.options.fill_outside == "telea" and uncovered.any():
-            filled = classical_fill(canvas, uncovered)
-            canvas[uncovered] = filled[uncovered]
-            weight[uncovered] = 1.0
-            uncovered = hole & (weight < 0.999)
+            ys, xs = np.nonzero(uncovered)
+            m = 8
+            y0, y1, x0, x1 = max(0, ys.min() - m), min(h, ys.max() + m + 1), max(0, xs.min() - m), min(w, xs.max() + m + 1)
+            local = uncovered[y0:y1, x0:x1]
+            canvas = to_float_rgb(out[y0:y1, x0:x1])
+            canvas[local] = classical_fill(canvas, local)[local]
+            out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], local)
+            uncovered[:] = False
         res.unrepaired_pixels = int(uncovered.sum())
-        out = from_float_rgb(canvas, display, weight > 0)
-        changed = out != display
-        res.pixels_changed = int(changed.any(axis=-1).sum() if changed.ndim == 3 else changed.sum())
+        res.pixels_changed = count_changed(out, display)
         return out
 
     def finish(self, item: _Loaded, restored: list[np.ndarray], layouts: list[np.ndarray | None],
@@ -220,7 +255,27 @@ class Restorer:
         res.output = str(out_path)
         if self.options.layout_dir is not None:
             self._write_layouts(item, res)
+        if self.options.sidecar:
+            self._write_sidecar(item, res, out_path, out_display != item.picture.display())
         return res
+
+    def _write_sidecar(self, item: _Loaded, res: ImageResult, out_path: Path, changed: np.ndarray) -> None:
+        """`<output>.faceheal.json`: everything needed to know how this file came to be."""
+        import cv2
+
+        from faceheal import __version__
+
+        if changed.ndim == 3:
+            changed = changed.any(axis=2)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
+        boxes = sorted(([int(x), int(y), int(x + w), int(y + h)] for x, y, w, h, _ in stats[1:]),
+                       key=lambda b: (b[1], b[0]))
+        doc = {"faceheal": __version__, "input": str(item.source.path), "input_sha256": _sha256_file(item.source.path),
+               "output": str(out_path), "model": self.inpainter.describe(), "mask": item.mask_info,
+               "faces": [f.to_json() for f in res.faces], "pixels_changed": res.pixels_changed,
+               "changed_boxes": boxes[:1000], "changed_boxes_total": len(boxes),
+               "orientation": item.picture.orientation, "parameters": self.parameters}
+        write_atomic(out_path.with_name(out_path.name + ".faceheal.json"), json.dumps(doc, indent=1).encode())
 
     def _write_layouts(self, item: _Loaded, res: ImageResult) -> None:
         from faceheal.model.semantics import colourise
@@ -237,6 +292,8 @@ class Restorer:
             batch_faces: int = 8, lookahead: int = 4) -> list[ImageResult]:
         """Restore every source into `out_dir`; one `ImageResult` per source, errors included."""
         results = []
+        if self.options.skip_existing:
+            sources = self._skip_done(sources, out_dir, on_result, results)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceheal-load") as pool:
             for group in _batches(_prefetch(pool, self.load, sources, lookahead), batch_faces):
                 for r in self._process_group(group, out_dir):
@@ -244,6 +301,22 @@ class Restorer:
                     if on_result:
                         on_result(r)
         return results
+
+    def _skip_done(self, sources: Iterable[Source], out_dir: Path, on_result, results) -> Iterator[Source]:
+        """Sources whose output is not there yet. Outputs are only ever renamed into place complete,
+        so an existing output is a finished one, whatever stopped the earlier run."""
+        for src in sources:
+            try:
+                done = output_path(out_dir, src).exists()
+            except FacehealError:
+                done = False
+            if not done:
+                yield src
+                continue
+            r = ImageResult(path=str(src.path), output=str(output_path(out_dir, src)), status="skipped")
+            results.append(r)
+            if on_result:
+                on_result(r)
 
     def _process_group(self, group: list[_Loaded], out_dir: Path) -> Iterator[ImageResult]:
         good = [g for g in group if g.error is None]
@@ -295,15 +368,36 @@ class Restorer:
         return res
 
 
-def align_face_with_matrix(rgb: np.ndarray, hole: np.ndarray, m: np.ndarray, size: int) -> AlignedFace:
+DETECT_MAX_SIDE = 1600  # faces in a scan are large: detect on a copy no larger than this
+
+
+def detection_image(display: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """An 8-bit RGB copy for the detector, downscaled (area) first so a huge scan is never converted
+    whole; returns it and its scale relative to the photo."""
     import cv2
 
-    from faceheal.faces.align import warp_to_crop
+    h, w = display.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        display = cv2.resize(display, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return to_rgb8(display), scale
 
-    crop = warp_to_crop(rgb, m, size, cv2.INTER_AREA if m[0, 0] < 1 else cv2.INTER_LINEAR)
-    warped = warp_to_crop(hole.astype(np.float32), m, size, cv2.INTER_LINEAR, border_value=0)
-    crop_hole = cv2.dilate((warped > 1e-3).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    return AlignedFace(np.clip(crop, 0, 1).astype(np.float32), crop_hole, m)
+
+def count_changed(a: np.ndarray, b: np.ndarray, rows: int = 1024) -> int:
+    """Pixels where two same-shaped images differ in any channel, counted in bands of rows."""
+    n = 0
+    for y in range(0, a.shape[0], rows):
+        d = a[y:y + rows] != b[y:y + rows]
+        n += int((d.any(axis=-1) if d.ndim == 3 else d).sum())
+    return n
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def copy_exact(src: Path, dst: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from faceheal.errors import UsageError
+from faceheal.errors import OutputError, UsageError
 from faceheal.images import IMAGE_EXTENSIONS
 
 
@@ -56,8 +56,8 @@ def expand_inputs(inputs: Iterable[str], stdin: TextIO | None = None) -> list[So
     """Files, folders and `-` -> sources with relative paths, in a stable order, without duplicates.
 
     A folder's files are relative to that folder; a single file is relative to its own folder; stdin
-    paths are relative to the current directory when under it, else to their own folder. Missing files
-    are kept (they fail later, one line each, and the batch goes on).
+    paths are relative to the current directory (one that escapes it fails, alone, when mirrored).
+    Missing files are kept (they fail later, one line each, and the batch goes on).
     """
     sources: list[Source] = []
     seen: set[Path] = set()
@@ -72,13 +72,9 @@ def expand_inputs(inputs: Iterable[str], stdin: TextIO | None = None) -> list[So
     for item in inputs:
         if item == "-":
             for p in _stdin_paths(stdin or sys.stdin):
-                resolved = p.absolute()
-                try:
-                    rel = resolved.relative_to(cwd)
-                except ValueError:
-                    rel = Path(p.name)
-                if ".." in rel.parts:
-                    rel = Path(p.name)
+                # relative to the current folder, the root of stdin paths; a path that escapes it
+                # keeps its '..' and is refused for that input when its output path is made
+                rel = Path(os.path.relpath(p.absolute(), cwd))
                 add(p, rel)
             continue
         p = Path(item)
@@ -95,7 +91,7 @@ def output_path(out_dir: Path, source: Source) -> Path:
     target = (out_dir / source.relative).resolve()
     root = out_dir.resolve()
     if root != target and root not in target.parents:
-        raise UsageError(f"{source.path}: output would fall outside {out_dir}")
+        raise OutputError(f"its output would fall outside {out_dir} (paths on stdin must lie under the current folder)")
     return out_dir / source.relative
 
 
@@ -107,3 +103,20 @@ def check_output_dir(out_dir: Path, inputs: Iterable[str], in_place: bool) -> No
     for item in inputs:
         if item != "-" and Path(item).is_dir() and Path(item).resolve() == out:
             raise UsageError(f"-o {out_dir} is the input folder: pick another folder or pass --in-place (keeps a backup)")
+
+
+def shard(sources: list[Source], spec: str | None) -> list[Source]:
+    """`--shard K/N`: the K-th of N deterministic parts (K from 1), by a hash of the relative path, so
+    every machine of a cluster gets a stable, disjoint share whatever order the inputs were listed in."""
+    if not spec:
+        return sources
+    try:
+        k, n = (int(v) for v in spec.split("/"))
+        if not 1 <= k <= n:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--shard {spec!r}: expected K/N with 1 <= K <= N") from None
+    import hashlib
+
+    return [s for s in sources
+            if int(hashlib.sha256(s.relative.as_posix().encode()).hexdigest()[:8], 16) % n == k - 1]

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from faceheal.errors import UsageError
-from faceheal.sources import Source, check_output_dir, expand_inputs, output_path
+from faceheal.errors import OutputError, UsageError
+from faceheal.sources import Source, check_output_dir, expand_inputs, output_path, shard
 
 
 def _touch(p: Path) -> Path:
@@ -32,7 +32,7 @@ def test_stdin_paths(tmp_path, monkeypatch):
 def test_output_mirrors_the_tree_and_never_escapes(tmp_path):
     out = tmp_path / "out"
     assert output_path(out, Source(Path("x"), Path("a/b.png"))) == out / "a" / "b.png"
-    with pytest.raises(UsageError):
+    with pytest.raises(OutputError):
         output_path(out, Source(Path("x"), Path("../evil.png")))
 
 
@@ -48,3 +48,23 @@ def test_symlink_loop_does_not_hang(tmp_path):
     (tmp_path / "in" / "loop").symlink_to(tmp_path / "in")
     got = expand_inputs([str(tmp_path / "in")])
     assert [s.relative.as_posix() for s in got] == ["a.png"]
+
+
+def test_stdin_path_escaping_the_root_is_refused_alone(tmp_path, monkeypatch):
+    _touch(tmp_path / "outside.png")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    got = expand_inputs(["-"], stdin=io.StringIO("../outside.png\n"))
+    with pytest.raises(OutputError, match="outside"):
+        output_path(tmp_path / "work" / "out", got[0])
+
+
+def test_shards_are_disjoint_complete_and_stable():
+    sources = [Source(Path(f"{i}.png"), Path(f"d{i % 7}/{i}.png")) for i in range(200)]
+    parts = [shard(sources, f"{k}/3") for k in (1, 2, 3)]
+    assert sum(len(p) for p in parts) == 200
+    assert len({s.relative for p in parts for s in p}) == 200
+    assert shard(list(reversed(sources)), "2/3") == list(reversed(parts[1]))
+    assert all(len(p) > 40 for p in parts)
+    with pytest.raises(UsageError):
+        shard(sources, "4/3")

