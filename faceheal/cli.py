@@ -66,6 +66,7 @@ def restore(
     jpeg_quality: Optional[int] = typer.Option(None, "--jpeg-quality", help="JPEG quality (default: the input's tables)."),
     sidecar: bool = typer.Option(False, "--sidecar", help="Write <output>.faceheal.json: version, weights and mask SHA-256, faces, changes, flags."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output exists: re-run to resume an interrupted run."),
+    review: bool = typer.Option(False, "--review", help="Also write OUT/review/index.html: before/after/mask of every photo."),
     shard_spec: Optional[str] = typer.Option(None, "--shard", help="K/N: process only the K-th of N deterministic parts (clusters)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary."),
     debug: bool = typer.Option(False, "--debug", help="Tracebacks instead of one-line errors."),
@@ -104,14 +105,16 @@ def restore(
                                  fill_outside=None if fill_outside == "none" else fill_outside,
                                  skip_no_face=skip_no_face, layout_dir=save_layout, max_pixels=max_pixels,
                                  in_place=in_place, jpeg_quality=jpeg_quality, sidecar=sidecar,
-                                 skip_existing=skip_existing)
+                                 skip_existing=skip_existing,
+                                 masks_dir=out / ".faceheal" / "masks" if review else None)
         from faceheal.pipeline import auto_damage_mask
         mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity))
         parameters = {"model": model, "device": device, "batch_size": batch_size, "detector": detector,
                       "min_face": min_face, "change_radius": change_radius, "fill_outside": fill_outside,
                       "aligned": aligned, "sensitivity": sensitivity if mask_source.is_auto else None,
                       "masks": str(masks) if masks else None, "mask": str(mask) if mask else None,
-                      "jpeg_quality": jpeg_quality, "shard": shard_spec}
+                      "jpeg_quality": jpeg_quality, "shard": shard_spec,
+                      "layout_dir": str(save_layout) if save_layout else None}
         restorer = Restorer(inpainter, det, mask_source, options, parameters)
     except UsageError as e:
         raise _usage(str(e))
@@ -152,6 +155,20 @@ def restore(
         for f in (report_file, manifest):
             if f:
                 f.close()
+    summary = {"photos": len(sources), "faces": faces, "counts": counts, "seconds": round(time.time() - t0, 3),
+               "stage_seconds": {k: round(v, 3) for k, v in restorer.timings.items()},
+               "model": inpainter.describe(), "parameters": restorer.parameters}
+    try:
+        name = "last-run.json" if not shard_spec else f"last-run-{shard_spec.replace('/', '-of-')}.json"
+        from faceheal.images import write_atomic
+        write_atomic(out / ".faceheal" / name, json.dumps(summary, indent=1).encode())
+    except FacehealError:
+        pass
+    if review:
+        from faceheal.review import build_review
+        page = build_review(out, save_layout)
+        if not quiet:
+            print(f"faceheal: review page {page}", file=sys.stderr)
     if not quiet:
         print(f"faceheal: {len(sources)} photos, {faces} faces, {counts['ok']} restored, {counts['unchanged']} unchanged, "
               f"{counts['skipped']} already done, {counts['no-face']} without faces, {counts['error']} failed "
@@ -169,6 +186,19 @@ def _open_manifest(out: Path, shard_spec: str | None):
     except OSError as e:
         _err(f"{out}: cannot write the run manifest ({e.strerror or e}); continuing without it")
         return None
+
+
+@app.command("review")
+def review_cmd(
+    out: Path = typer.Argument(..., help="The output folder of a `faceheal restore` run."),
+    layouts: Optional[Path] = typer.Option(None, "--layouts", help="The run's --save-layout folder (default: from the run)."),
+) -> None:
+    """Write OUT/review/index.html: one static page with every photo of a run, errors first."""
+    from faceheal.review import build_review
+
+    if not (out / ".faceheal").is_dir():
+        raise _usage(f"{out}: not a faceheal output folder (no .faceheal/manifest)")
+    print(build_review(out, layouts))
 
 
 @app.command()

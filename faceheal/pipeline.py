@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ class RestoreOptions:
     jpeg_quality: int | None = None
     sidecar: bool = False  # write <output>.faceheal.json (provenance)
     skip_existing: bool = False  # an output that exists is complete (atomic writes): skip its input
+    masks_dir: Path | None = None  # also save each photo's damage mask here (mirroring the outputs)
 
 
 @dataclass
@@ -146,11 +148,21 @@ class Restorer:
         self.masks = masks
         self.options = options
         self.parameters = parameters or {}  # the run's flags, recorded in sidecars
+        self.timings: dict[str, float] = {}  # busy seconds per stage (the loader thread overlaps the rest)
+
+    @contextmanager
+    def _timed(self, stage: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t
 
     # -- stage 1: decode, mask, detect, align (runs in the look-ahead thread) -----------------
     def load(self, source: Source) -> _Loaded:
         try:
-            pic = read_image(source.path, self.options.max_pixels)
+            with self._timed("decode"):
+                pic = read_image(source.path, self.options.max_pixels)
         except FacehealError as e:
             return _Loaded(source, error=e, started=time.perf_counter())
         except MemoryError:
@@ -179,12 +191,15 @@ class Restorer:
                 if not self.masks.is_auto:  # a bad mask fails fast, before detection
                     item.hole, item.mask_info = self.masks.mask_for(source, display)
                 small, scale = detection_image(display, DETECT_MAX_SIDE)
-                item.faces = [f.scaled(1 / scale) for f in self.detector.detect(small, scale)]
+                with self._timed("detect"):
+                    item.faces = [f.scaled(1 / scale) for f in self.detector.detect(small, scale)]
                 if self.masks.is_auto:
-                    item.hole, item.mask_info = self.masks.mask_for(source, display, [f.landmarks for f in item.faces])
+                    with self._timed("auto_mask"):
+                        item.hole, item.mask_info = self.masks.mask_for(source, display, [f.landmarks for f in item.faces])
                 if not item.faces:
                     raise NoFaceFound("no face found")
-                item.aligned = [align_face(display, item.hole, f.landmarks, size) for f in item.faces]
+                with self._timed("align"):
+                    item.aligned = [align_face(display, item.hole, f.landmarks, size) for f in item.faces]
         except FacehealError as e:
             item.error = e
         return item
@@ -241,7 +256,8 @@ class Restorer:
                out_path: Path) -> ImageResult:
         res = ImageResult(path=str(item.source.path))
         res.faces = [FaceResult(f, a.hole_ratio, lay) for f, a, lay in zip(item.faces, item.aligned, layouts)]
-        out_display = self.compose(item, restored, res)
+        with self._timed("paste_back"):
+            out_display = self.compose(item, restored, res)
         pic = item.picture
         if self.options.in_place and out_path.exists() and out_path.resolve() == item.source.path.resolve():
             backup = out_path.with_name(out_path.name + ".faceheal-bak")
@@ -251,10 +267,13 @@ class Restorer:
             copy_exact(item.source.path, out_path)
             res.status = "unchanged"
         else:
-            write_image(out_path, pic, pic.store(out_display), self.options.jpeg_quality)
+            with self._timed("encode_write"):
+                write_image(out_path, pic, pic.store(out_display), self.options.jpeg_quality)
         res.output = str(out_path)
         if self.options.layout_dir is not None:
             self._write_layouts(item, res)
+        if self.options.masks_dir is not None:
+            self._write_mask(item)
         if self.options.sidecar:
             self._write_sidecar(item, res, out_path, out_display != item.picture.display())
         return res
@@ -276,6 +295,12 @@ class Restorer:
                "changed_boxes": boxes[:1000], "changed_boxes_total": len(boxes),
                "orientation": item.picture.orientation, "parameters": self.parameters}
         write_atomic(out_path.with_name(out_path.name + ".faceheal.json"), json.dumps(doc, indent=1).encode())
+
+    def _write_mask(self, item: _Loaded) -> None:
+        import cv2
+
+        ok, enc = cv2.imencode(".png", item.hole.astype(np.uint8) * 255)
+        write_atomic(self.options.masks_dir / item.source.relative.with_suffix(".png"), enc.tobytes())
 
     def _write_layouts(self, item: _Loaded, res: ImageResult) -> None:
         from faceheal.model.semantics import colourise
@@ -327,7 +352,8 @@ class Restorer:
             restored = [a.crop for a in crops]
             layouts = [None] * len(crops)
             if todo:
-                r = self.inpainter.inpaint(np.stack([crops[i].crop for i in todo]), np.stack([crops[i].hole for i in todo]))
+                with self._timed("inpaint"):
+                    r = self.inpainter.inpaint(np.stack([crops[i].crop for i in todo]), np.stack([crops[i].hole for i in todo]))
                 for j, i in enumerate(todo):
                     restored[i] = r.images[j]
                     layouts[i] = r.layouts[j] if r.layouts is not None else None

@@ -52,7 +52,9 @@ def _thin_long_components(cand: np.ndarray, min_length: float, max_thickness: fl
     area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
     length = np.maximum(perimeter / 2, np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]))
     thickness = area / np.maximum(length, 1)
-    keep = (length >= min_length) & (thickness <= max_thickness)
+    # a crack is sparse in its bounding box; lace, sequins and foliage fill theirs
+    density = area / np.maximum(stats[:, cv2.CC_STAT_WIDTH] * stats[:, cv2.CC_STAT_HEIGHT], 1)
+    keep = (length >= min_length) & (thickness <= max_thickness) & (density < 0.2)
     keep[0] = False
     return keep[labels]
 
@@ -122,11 +124,17 @@ def detect_damage_tile(rgb: np.ndarray, settings: DamageSettings = DamageSetting
             cv2.circle(keep_out, (int(round(x)), int(round(y))), max(1, int(round(r))), 1, -1)
         keep_out = keep_out > 0
     if settings.scratches:
-        min_len = max(12.0, 0.05 * side)
-        mask |= _thin_long_components(white_th > t, min_len, max_thickness=k / 2.2)
-        # dark lines: eyes, lashes, nostrils and lip lines are dark and thin too, so only long ones
-        dark = _thin_long_components(black_th > 1.5 * t, max(24.0, 0.15 * side), max_thickness=k / 4.0)
-        mask |= dark if keep_out is None else dark & ~keep_out
+        # emulsion scratches and cracks are neutral (white or gray, whatever the print's colours):
+        # saturated thin things (a red lanyard, a coloured stripe) are picture, not damage
+        chroma = rgb.max(axis=2) - rgb.min(axis=2)
+        neutral = chroma < float(np.median(chroma[::4, ::4])) + 0.12  # relative to the print's own tint
+        min_len = max(16.0, 0.06 * side)
+        mask |= _thin_long_components((white_th > t) & neutral, min_len, max_thickness=k / 2.2)
+        if settings.sensitivity > 0.7:
+            # dark lines: eyes, lashes, nostrils, lips, glasses and seams are dark and thin too, so
+            # only very long ones, and only when asked for more sensitivity
+            dark = _thin_long_components((black_th > 2.0 * t) & neutral, max(32.0, 0.25 * side), max_thickness=k / 4.0)
+            mask |= dark if keep_out is None else dark & ~keep_out
     if settings.dust:
         spots = _spots(white_th, 2.0 * t, max_area=max(4, k * k // 3))
         mask |= spots if keep_out is None else spots & ~keep_out
