@@ -108,8 +108,27 @@ def run_method(inpainter: Inpainter, data: EvalSet, batch: int = 16) -> np.ndarr
     return np.concatenate(out)
 
 
+def lpips_scores(pred: np.ndarray, truth: np.ndarray, batch: int = 32) -> np.ndarray | None:
+    """Per-image LPIPS (AlexNet), or None when the metric's weights are not shipped."""
+    import torch
+
+    from faceheal.lpips import load_lpips
+
+    metric = load_lpips()
+    if metric is None:
+        return None
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(pred), batch):
+            a = torch.from_numpy(np.ascontiguousarray(pred[s:s + batch])).permute(0, 3, 1, 2) * 2 - 1
+            b = torch.from_numpy(np.ascontiguousarray(truth[s:s + batch])).permute(0, 3, 1, 2) * 2 - 1
+            out.append(metric(a, b).numpy())
+    return np.concatenate(out)
+
+
 def score(pred: np.ndarray, data: EvalSet) -> list[dict]:
-    """Per-bin means of PSNR, SSIM (whole crop) and L1 in the hole."""
+    """Per-bin means of PSNR, SSIM (whole crop), L1 in the hole and LPIPS (when available)."""
+    lp = lpips_scores(pred, data.faces)
     rows = []
     for b, (lo, hi) in enumerate(BINS):
         sel = np.where(data.bins == b)[0]
@@ -119,7 +138,8 @@ def score(pred: np.ndarray, data: EvalSet) -> list[dict]:
         s = [ssim(pred[i], data.faces[i]) for i in sel]
         l1 = [float(np.abs(pred[i] - data.faces[i])[data.masks[i]].mean()) if data.masks[i].any() else 0.0 for i in sel]
         rows.append({"bin": f"{int(lo * 100)}-{int(hi * 100)}%", "n": len(sel), "psnr": float(np.mean(p)),
-                     "ssim": float(np.mean(s)), "l1_hole": float(np.mean(l1))})
+                     "ssim": float(np.mean(s)), "l1_hole": float(np.mean(l1)),
+                     "lpips": float(np.mean(lp[sel])) if lp is not None else None})
     return rows
 
 
@@ -138,13 +158,20 @@ def comparison_grid(data: EvalSet, results: dict[str, np.ndarray], per_bin: int 
 
 
 def markdown_table(scores: dict[str, list[dict]]) -> str:
+    """One row per hole-ratio bin; per method PSNR / SSIM / LPIPS (lower is better) / L1 in the hole."""
     methods = list(scores)
-    head = "| hole ratio | n | " + " | ".join(f"{m} PSNR / SSIM / L1" for m in methods) + " |"
+    has_lpips = scores[methods[0]] and scores[methods[0]][0].get("lpips") is not None
+    unit = "PSNR / SSIM / LPIPS / L1" if has_lpips else "PSNR / SSIM / L1"
+    head = "| hole ratio | n | " + " | ".join(f"{m} {unit}" for m in methods) + " |"
     sep = "|---|---|" + "---|" * len(methods)
     lines = [head, sep]
     for r in range(len(scores[methods[0]])):
         row = scores[methods[0]][r]
-        cells = [f"{scores[m][r]['psnr']:.2f} / {scores[m][r]['ssim']:.3f} / {scores[m][r]['l1_hole']:.4f}" for m in methods]
+        cells = []
+        for m in methods:
+            x = scores[m][r]
+            lp = f" / {x['lpips']:.3f}" if has_lpips else ""
+            cells.append(f"{x['psnr']:.2f} / {x['ssim']:.3f}{lp} / {x['l1_hole']:.4f}")
         lines.append(f"| {row['bin']} | {row['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -159,7 +186,8 @@ def evaluate(faces_source: Path, mask_dir: Path, methods: dict[str, Inpainter], 
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     table = markdown_table(scores)
     md = (f"# faceheal eval\n\nfaces: {faces_source} ({len(faces)} held-out faces at {size}x{size}); masks: {mask_dir}; "
-          f"seed {seed}.\nPSNR (dB) and SSIM on the whole composed crop; L1 in the hole, images in [0, 1].\n\n"
+          f"seed {seed}.\nPSNR (dB), SSIM and LPIPS (AlexNet; lower is better) on the whole composed crop; L1 in the "
+          f"hole, images in [0, 1].\n\n"
           + table + "\n")
     out_prefix.with_suffix(".md").write_text(md)
     out_prefix.with_suffix(".json").write_text(json.dumps({"faces": len(faces), "size": size, "scores": scores,
