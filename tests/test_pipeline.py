@@ -1,0 +1,70 @@
+"""The library API: batching across photos, the Python entry point, memory-friendly composition."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import faceheal
+from faceheal.faces.detect import MtcnnDetector
+from faceheal.inpainters import TeleaInpainter
+from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
+from faceheal.sources import expand_inputs
+from tests.conftest import write_png
+
+
+class Recording(TeleaInpainter):
+    """Telea that remembers the size of every batch it was handed."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def inpaint(self, crops, holes):
+        self.batches.append(len(crops))
+        return super().inpaint(crops, holes)
+
+
+def test_crops_from_several_photos_share_one_batch(tmp_path, portrait, face_mask):
+    for i in range(3):
+        write_png(tmp_path / "in" / f"{i}.png", portrait)
+    write_png(tmp_path / "m.png", face_mask.astype(np.uint8) * 255)
+    rec = Recording()
+    restorer = Restorer(rec, MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"))
+    results = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out", batch_faces=8)
+    assert [r.status for r in results] == ["ok"] * 3
+    assert rec.batches == [3]
+    assert {"decode", "detect", "align", "inpaint", "paste_back", "encode_write"} <= set(restorer.timings)
+
+
+def test_restore_image_from_python(portrait, face_mask):
+    out = faceheal.restore_image(portrait, face_mask, inpainter=TeleaInpainter())
+    assert out.shape == portrait.shape and out.dtype == portrait.dtype
+    changed = np.any(out != portrait, axis=2)
+    allowed = cv2.dilate(face_mask.astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
+    assert changed.any() and not (changed & ~allowed).any()
+
+
+def test_restore_image_16bit(portrait, face_mask):
+    img16 = portrait.astype(np.uint16) * 257
+    out = faceheal.restore_image(img16, face_mask, inpainter=TeleaInpainter())
+    assert out.dtype == np.uint16
+    far = cv2.dilate(face_mask.astype(np.uint8), np.ones((11, 11), np.uint8)) == 0
+    np.testing.assert_array_equal(out[far], img16[far])
+
+
+def test_faces_far_from_the_damage_are_left_alone(tmp_path, portrait):
+    """Damage outside every face is not repaired (and reported) unless --fill-outside."""
+    h, w = portrait.shape[:2]
+    mask = np.zeros((h, w), bool)
+    mask[h - 20:h - 10, 10:60] = True  # bottom-left corner, far from the face
+    write_png(tmp_path / "in" / "a.png", portrait)
+    write_png(tmp_path / "m.png", mask.astype(np.uint8) * 255)
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"))
+    [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    assert r.status == "unchanged" and r.unrepaired_pixels == mask.sum()
+    assert (tmp_path / "out" / "a.png").read_bytes() == (tmp_path / "in" / "a.png").read_bytes()
+    restorer.options = RestoreOptions(fill_outside="telea")
+    [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out2")
+    assert r.status == "ok" and r.unrepaired_pixels == 0 and r.pixels_changed > 0

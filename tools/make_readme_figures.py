@@ -1,0 +1,74 @@
+"""Regenerate the README's pictures from examples/ with the shipped weights (docs/*.png).
+
+    python tools/make_readme_figures.py
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def run(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "faceheal", *args, "-q"], cwd=ROOT, check=False)
+
+
+def label(img: np.ndarray, text: str) -> np.ndarray:
+    bar = np.full((28, img.shape[1], 3), 30, np.uint8)
+    cv2.putText(bar, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (235, 235, 235), 1, cv2.LINE_AA)
+    return np.concatenate([bar, img], 0)
+
+
+def fit(img: np.ndarray, height: int) -> np.ndarray:
+    s = height / img.shape[0]
+    return cv2.resize(img, (round(img.shape[1] * s), height), interpolation=cv2.INTER_AREA)
+
+
+def main() -> None:
+    DOCS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        run("restore", "examples/aligned", "-o", str(t / "aligned"), "--masks", "examples/aligned_masks", "--aligned",
+            "--save-layout", str(t / "layout"))
+        run("restore", "examples/aligned", "-o", str(t / "telea"), "--masks", "examples/aligned_masks", "--aligned",
+            "--model", "telea")
+        rows = []
+        for p in sorted((ROOT / "examples" / "aligned").iterdir()):
+            cols = [label(cv2.imread(str(p)), "damaged"), label(cv2.imread(str(t / "telea" / p.name)), "OpenCV Telea"),
+                    label(cv2.imread(str(t / "aligned" / p.name)), "faceheal"),
+                    label(cv2.resize(cv2.imread(str(t / "layout" / f"{p.stem}.face0.layout.png")), (256, 256),
+                                     interpolation=cv2.INTER_NEAREST), "stage 1 layout")]
+            rows.append(np.concatenate(cols, 1))
+        cv2.imwrite(str(DOCS / "aligned_examples.png"), np.concatenate(rows, 0))
+
+        run("restore", "examples/photos/solvay_1927.jpg", "-o", str(t / "solvay"), "--mask", "examples/masks/solvay_1927.png")
+        before = cv2.imread(str(ROOT / "examples" / "photos" / "solvay_1927.jpg"))
+        after = cv2.imread(str(t / "solvay" / "solvay_1927.jpg"))
+        y0, y1, x0, x1 = 150, 420, 300, 1000  # the front rows
+        cv2.imwrite(str(DOCS / "solvay_before_after.png"),
+                    np.concatenate([label(before[y0:y1, x0:x1], "damaged (scratches painted in, mask given)"),
+                                    label(after[y0:y1, x0:x1], "faceheal: faces repaired, the rest untouched")], 0))
+
+        run("restore", "examples/photos/bopbtl_a.png", "examples/photos/bopbtl_c.png", "-o", str(t / "auto"), "--review")
+        run("mask", "examples/photos/bopbtl_a.png", "examples/photos/bopbtl_c.png", "-o", str(t / "masks"), "--overlay")
+        rows = []
+        for name in ("bopbtl_a", "bopbtl_c"):
+            b = cv2.imread(str(ROOT / "examples" / "photos" / f"{name}.png"))
+            o = cv2.imread(str(t / "masks" / f"{name}.overlay.png"))
+            a = cv2.imread(str(t / "auto" / f"{name}.png"))
+            rows.append(np.concatenate([label(fit(b, 420), "scan"), label(fit(o, 420), "damage found"),
+                                        label(fit(a, 420), "restored")], 1))
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+        cv2.imwrite(str(DOCS / "scratched_auto.png"), np.concatenate(rows, 0))
+
+
+if __name__ == "__main__":
+    main()
