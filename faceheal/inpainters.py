@@ -91,6 +91,8 @@ class GeneratorInpainter:
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
 
     def inpaint(self, crops: np.ndarray, holes: np.ndarray) -> InpaintResult:
+        from faceheal.model.generator import prior_tensor
+
         torch = self.torch
         images, layouts = [], []
         with torch.inference_mode():
@@ -99,7 +101,7 @@ class GeneratorInpainter:
                 m = torch.from_numpy(np.ascontiguousarray(holes[s:s + self.batch_size]))[:, None].float()
                 x = x.to(self.device, non_blocking=True) * 2 - 1
                 m = m.to(self.device, non_blocking=True)
-                out = self.model(x, m)
+                out = self.model(x, m, prior_tensor(self.model, x, m))
                 y = ((out["composed"].clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy()
                 lay = torch.nn.functional.interpolate(out["layout"], size=x.shape[-2:], mode="bilinear",
                                                       align_corners=False).argmax(1).to(torch.uint8).cpu().numpy()

@@ -126,5 +126,20 @@ def test_default_config_stays_within_the_cpu_budget():
     model = TwoStageGenerator(GeneratorConfig.default())
     x, hole = _batch(1, 256)
     with FlopCounterMode(display=False) as fc, torch.inference_mode():
-        model(x, hole)
+        model(x, hole, prior=x)
     assert fc.get_total_flops() / 1e9 < 15  # both stages together, per 256 crop
+
+
+def test_default_model_requires_its_classical_prior():
+    from faceheal.model.generator import prior_tensor
+
+    model = TwoStageGenerator(GeneratorConfig.default()).eval()
+    x, hole = _batch(1, 256)
+    with pytest.raises(ValueError, match="telea"):
+        model(x, hole)
+    prior = prior_tensor(model, x, hole)
+    assert prior.shape == x.shape
+    with torch.inference_mode():
+        out = model(x, hole, prior)
+    # at initialisation stage 2 adds nothing: the output is the classical fill
+    torch.testing.assert_close(out["composed"], x * (1 - hole) + prior * hole, atol=1e-5, rtol=0)

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -36,6 +37,7 @@ class GeneratorConfig:
     texture_widths: tuple[int, ...] = (16, 32, 64, 128)
     bottleneck_blocks: int = 3
     attention_heads: int = 4
+    prior: str = "telea"  # classical fill fed to stage 2 and used as its residual base: telea | push-pull
 
     @staticmethod
     def default() -> "GeneratorConfig":
@@ -45,7 +47,8 @@ class GeneratorConfig:
     def tiny() -> "GeneratorConfig":
         """A few thousand parameters: for tests."""
         return GeneratorConfig(size=64, layout_size=32, layout_widths=(8, 8, 16), vit_dim=16, vit_depth=1, vit_heads=2,
-                               patch=8, texture_widths=(8, 8, 16), bottleneck_blocks=1, attention_heads=2)
+                               patch=8, texture_widths=(8, 8, 16), bottleneck_blocks=1, attention_heads=2,
+                               prior="push-pull")
 
     @staticmethod
     def from_dict(d: dict) -> "GeneratorConfig":
@@ -72,15 +75,45 @@ class TwoStageGenerator(nn.Module):
             hole = (F.interpolate(hole, size=(ls, ls), mode="area") > 0).float()
         return self.layout(masked * (1 - hole), hole)
 
-    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> dict[str, torch.Tensor]:
-        # image (B, 3, H, W) in [-1, 1] (hole pixels are ignored); hole (B, 1, H, W) in {0, 1}
+    def forward(self, image: torch.Tensor, hole: torch.Tensor, prior: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        # image (B, 3, H, W) in [-1, 1] (hole pixels are ignored); hole (B, 1, H, W) in {0, 1};
+        # prior (B, 3, H, W) in [-1, 1]: the classical fill (OpenCV Telea, computed by the caller with
+        # `classical_prior`), required when config.prior == "telea"; push-pull is computed here.
         masked = image * (1 - hole)
         layout_logits = self.predict_layout(masked, hole)
         probs = F.interpolate(layout_logits.softmax(1), size=image.shape[-2:], mode="bilinear", align_corners=False)
-        prior = push_pull_fill(masked, 1 - hole)
+        if prior is None:
+            if self.config.prior != "push-pull":
+                raise ValueError(f"this model was trained on a {self.config.prior} prior: pass `prior`")
+            prior = push_pull_fill(masked, 1 - hole)
+        prior = image * (1 - hole) + prior * hole
         outputs = self.texture(masked, hole, probs, prior)
         composed = image * (1 - hole) + outputs[-1] * hole
         return {"layout": layout_logits, "outputs": outputs, "prior": prior, "composed": composed}
+
+
+def classical_prior(images: np.ndarray, holes: np.ndarray, kind: str = "telea") -> np.ndarray:
+    """The classical fill stage 2 starts from: (B, H, W, 3) float in [0, 1], (B, H, W) bool ->
+    (B, H, W, 3). OpenCV Telea (fast marching), computed on the CPU for each crop."""
+    from faceheal.inpainters import classical_fill
+
+    if kind != "telea":
+        raise ValueError(f"unknown prior {kind!r}")
+    out = images.astype(np.float32, copy=True)
+    for i in range(len(images)):
+        if holes[i].any():
+            out[i] = classical_fill(images[i], holes[i], radius=3)
+    return out
+
+
+def prior_tensor(model: "TwoStageGenerator", image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor | None:
+    """The prior the model expects for a batch of [-1, 1] tensors (None: the model computes its own)."""
+    if model.config.prior == "push-pull":
+        return None
+    x = ((image.detach().float().cpu() + 1) / 2).permute(0, 2, 3, 1).numpy()
+    m = hole.detach().cpu()[:, 0].numpy() > 0.5
+    p = classical_prior(x, m, model.config.prior)
+    return torch.from_numpy(p).permute(0, 3, 1, 2).to(image.device, image.dtype) * 2 - 1
 
 
 def file_sha256(path: Path) -> str:

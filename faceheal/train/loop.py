@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from faceheal.model.discriminator import PatchDiscriminator
-from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
+from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, prior_tensor, save_generator
 from faceheal.train.data import PreparedFaces, fixed_validation
 from faceheal.train.losses import (hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1, ssim)
 
@@ -95,6 +95,10 @@ class Trainer:
         self.elapsed = 0.0
         self.amp = self.device.type == "cuda"
         self.val = fixed_validation(self.val_data, cfg.val_count, cfg.size)
+        self.val_prior = None
+        if cfg.phase == "full":
+            self.val_prior = prior_tensor(self.model, self.val.image, self.val.hole)
+            self.val_prior = None if self.val_prior is None else self.val_prior.to(self.device)
 
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
@@ -146,7 +150,7 @@ class Trainer:
                 logits = self.model.predict_layout(image * (1 - hole), hole)
                 loss = losses["layout"] = layout_cross_entropy(logits.float(), labels, lw, self.class_weights)
             else:
-                out = self.model(image, hole)
+                out = self.model(image, hole, prior_tensor(self.model, image, hole))
                 losses["l1"] = multiscale_l1([o.float() for o in out["outputs"]], image, hole)
                 losses["ssim"] = 1 - ssim(out["composed"].float(), image).mean()
                 loss = losses["l1"] + cfg.ssim_weight * losses["ssim"]
@@ -186,11 +190,11 @@ class Trainer:
             valid = labels != 255
             acc = ((logits.argmax(1) == labels) & valid).sum() / valid.sum().clamp_min(1)
             return {"val_pixel_accuracy": round(float(acc), 4)}
-        out = self.ema(image, hole)
-        prior = image * (1 - hole) + out["prior"] * hole
+        out = self.ema(image, hole, self.val_prior)
+        prior = out["prior"]
         return {"val_psnr": round(float(psnr(out["composed"], image).mean()), 3),
                 "val_ssim": round(float(ssim(out["composed"], image).mean()), 4),
-                "val_psnr_pushpull": round(float(psnr(prior, image).mean()), 3)}
+                f"val_psnr_{self.model.config.prior}": round(float(psnr(prior, image).mean()), 3)}
 
     def run(self, progress: Callable[[int, dict], None] | None = None) -> dict:
         cfg = self.cfg
