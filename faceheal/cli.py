@@ -381,7 +381,7 @@ def info() -> None:
     import torch
 
     from faceheal.inpainters import DEFAULT_WEIGHTS
-    from faceheal.model.generator import file_sha256
+    from faceheal.images import file_sha256
 
     print(f"faceheal {__version__}")
     print(f"python {platform.python_version()} ({platform.platform()})")

@@ -315,6 +315,17 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
     return buf.getvalue()
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks (weights, masks and inputs in provenance records)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write bytes to `path` through a temp file + rename; on failure nothing appears under `path`."""
     path = Path(path)

@@ -113,7 +113,7 @@ class GeneratorInpainter:
         return InpaintResult(result, np.concatenate(layouts))
 
     def describe(self) -> dict:
-        from faceheal.model.generator import file_sha256
+        from faceheal.images import file_sha256
 
         return {"model": "faceheal-two-stage", "weights": str(self.weights),
                 "weights_sha256": file_sha256(self.weights), "device": str(self.device), **self.meta}

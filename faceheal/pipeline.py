@@ -23,8 +23,8 @@ from faceheal.errors import FacehealError, NoFaceFound, OutputError
 from faceheal.faces.align import (AlignedFace, align_face, align_with_matrix, change_weight, crop_region, paste_back,
                                   shift_matrix, template)
 from faceheal.faces.detect import Face, FaceDetector
-from faceheal.images import (Picture, apply_tone, from_float_rgb, monotone_tone, read_image, to_float_rgb, to_rgb8,
-                             write_atomic, write_image)
+from faceheal.images import (Picture, apply_tone, file_sha256, from_float_rgb, monotone_tone, read_image, to_float_rgb,
+                             to_rgb8, write_atomic, write_image)
 from faceheal.inpainters import Inpainter, classical_fill
 from faceheal.masks.supplied import find_mask, read_mask
 from faceheal.sources import Source, output_path
@@ -121,7 +121,7 @@ class MaskSource:
         shape = display_rgb.shape[:2]
         if self.mask_file is not None or self.masks_dir is not None:
             path = self.mask_file if self.mask_file is not None else find_mask(self.masks_dir, source.relative)
-            return read_mask(path, shape), {"source": "file", "path": str(path), "sha256": _sha256_file(path)}
+            return read_mask(path, shape), {"source": "file", "path": str(path), "sha256": file_sha256(path)}
         mask = self.auto(display_rgb, list(landmarks))
         return mask, {"source": "auto", "sha256": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()}
 
@@ -289,7 +289,7 @@ class Restorer:
         n, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
         boxes = sorted(([int(x), int(y), int(x + w), int(y + h)] for x, y, w, h, _ in stats[1:]),
                        key=lambda b: (b[1], b[0]))
-        doc = {"faceheal": __version__, "input": str(item.source.path), "input_sha256": _sha256_file(item.source.path),
+        doc = {"faceheal": __version__, "input": str(item.source.path), "input_sha256": file_sha256(item.source.path),
                "output": str(out_path), "model": self.inpainter.describe(), "mask": item.mask_info,
                "faces": [f.to_json() for f in res.faces], "pixels_changed": res.pixels_changed,
                "changed_boxes": boxes[:1000], "changed_boxes_total": len(boxes),
@@ -352,8 +352,15 @@ class Restorer:
             restored = [a.crop for a in crops]
             layouts = [None] * len(crops)
             if todo:
-                with self._timed("inpaint"):
-                    r = self.inpainter.inpaint(np.stack([crops[i].crop for i in todo]), np.stack([crops[i].hole for i in todo]))
+                try:
+                    with self._timed("inpaint"):
+                        r = self.inpainter.inpaint(np.stack([crops[i].crop for i in todo]),
+                                                   np.stack([crops[i].hole for i in todo]))
+                except (RuntimeError, MemoryError) as e:  # e.g. out of (GPU) memory: these photos fail, the run goes on
+                    for g in good:
+                        g.error = FacehealError(f"inpainting failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                                                f"try a smaller --batch-size")
+                    todo, crops, restored, layouts = [], [], [], []
                 for j, i in enumerate(todo):
                     restored[i] = r.images[j]
                     layouts[i] = r.layouts[j] if r.layouts is not None else None
@@ -416,14 +423,6 @@ def count_changed(a: np.ndarray, b: np.ndarray, rows: int = 1024) -> int:
         d = a[y:y + rows] != b[y:y + rows]
         n += int((d.any(axis=-1) if d.ndim == 3 else d).sum())
     return n
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def copy_exact(src: Path, dst: Path) -> None:

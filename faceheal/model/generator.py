@@ -8,7 +8,6 @@ Weights files hold {"config": dict, "state_dict": ...} and are loaded with `weig
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from faceheal.errors import WeightsError
+from faceheal.images import file_sha256
 from faceheal.model.blocks import push_pull_fill
 from faceheal.model.layout import LayoutNet
 from faceheal.model.semantics import NUM_CLASSES
@@ -114,14 +114,6 @@ def prior_tensor(model: "TwoStageGenerator", image: torch.Tensor, hole: torch.Te
     m = hole.detach().cpu()[:, 0].numpy() > 0.5
     p = classical_prior(x, m, model.config.prior)
     return torch.from_numpy(p).permute(0, 3, 1, 2).to(image.device, image.dtype) * 2 - 1
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_generator(model: TwoStageGenerator, path: Path, meta: dict | None = None, half: bool = True) -> str:
