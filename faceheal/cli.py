@@ -294,8 +294,9 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     model: str = typer.Option("default", "--model", help="default or tiny (tests)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+    workers: int = typer.Option(0, "--workers", help="Processes building batches in parallel (use several on CUDA)."),
 ) -> None:
-    """Train the two-stage generator (resumable; checkpoints every few minutes)."""
+    """Train the two-stage generator (resumable; checkpoints every few minutes; bf16 autocast on CUDA)."""
     from faceheal.train.loop import TrainConfig, Trainer
 
     if phase not in ("layout", "full"):
@@ -305,7 +306,7 @@ def train(
     cfg = TrainConfig(data=str(data), out=str(out), phase=phase, size=size, batch_size=batch_size, lr=lr,
                       steps=steps, minutes=minutes, checkpoint_minutes=checkpoint_minutes, seed=seed,
                       device=device, adv_weight=adv_weight, adv_start=adv_start,
-                      init=str(init) if init else None, model=model, threads=threads)
+                      init=str(init) if init else None, model=model, threads=threads, workers=workers)
     try:
         trainer = Trainer(cfg)
     except (FacehealError, ValueError, FileNotFoundError) as e:
@@ -324,6 +325,19 @@ def train(
         if progress:
             progress.stop()
     print(json.dumps(result))
+
+
+@app.command("pack")
+def pack_cmd(
+    data: Path = typer.Argument(..., help="A `faceheal prepare` folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for the compact copy."),
+    size: int = typer.Option(128, "--size", help="Crop size to store."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Seeded subset of this many training crops."),
+) -> None:
+    """A compact copy of the training split (JPEG crops, PNG labels) to carry to a GPU machine."""
+    from faceheal.train.data import pack
+
+    print(json.dumps(pack(data, out, size, limit)))
 
 
 @app.command()

@@ -22,6 +22,29 @@ class Batch:
     hole: torch.Tensor  # (B, 1, S, S) in {0, 1}
     labels: torch.Tensor  # (B, S, S) uint8 class ids, 255 = unknown
     label_weight: torch.Tensor  # (B,) 1 ground truth, <1 pseudo-label, 0 none
+    prior: torch.Tensor | None = None  # (B, 3, S, S) classical fill in [-1, 1], when the model uses one
+
+    def pin_memory(self) -> "Batch":
+        return Batch(*(t.pin_memory() if t is not None else None for t in
+                       (self.image, self.hole, self.labels, self.label_weight, self.prior)))
+
+
+class _Packed:
+    """Images stored back to back as JPEG/PNG bytes, indexed like an array."""
+
+    def __init__(self, blob: bytes, offsets: np.ndarray, colour: bool):
+        self.blob, self.offsets, self.colour = np.frombuffer(blob, np.uint8), offsets, colour
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        import cv2
+
+        data = self.blob[self.offsets[i]:self.offsets[i + 1]]
+        if self.colour:
+            return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
 
 
 class PreparedFaces:
@@ -31,10 +54,16 @@ class PreparedFaces:
         root = Path(root)
         meta = json.loads((root / "index.json").read_text())
         self.items = meta["items"]
-        self.images = np.load(root / "images.npy", mmap_mode="r")
-        labels_file = root / "labels_pseudo.npy" if (root / "labels_pseudo.npy").exists() else root / "labels.npy"
-        self.labels = np.load(labels_file, mmap_mode="r")
-        self.size = self.images.shape[1]
+        if (root / "images.pack").exists():  # compact form (`faceheal pack`), decoded per sample
+            offsets = np.load(root / "pack.npz")
+            self.images = _Packed((root / "images.pack").read_bytes(), offsets["images"], colour=True)
+            self.labels = _Packed((root / "labels.pack").read_bytes(), offsets["labels"], colour=False)
+            self.size = int(meta["summary"]["size"])
+        else:
+            self.images = np.load(root / "images.npy", mmap_mode="r")
+            labels_file = root / "labels_pseudo.npy" if (root / "labels_pseudo.npy").exists() else root / "labels.npy"
+            self.labels = np.load(labels_file, mmap_mode="r")
+            self.size = self.images.shape[1]
         keep = [i for i, e in enumerate(self.items) if e["split"] == split]
         if labelled_only:
             keep = [i for i in keep if self.items[i]["labels"] == "ground-truth"]
@@ -44,13 +73,19 @@ class PreparedFaces:
         self.label_weight = np.array(
             [{"ground-truth": 1.0, "pseudo": 0.5}.get(e["labels"], 0.0) for e in self.items], np.float32)
 
+    def _image(self, i: int) -> np.ndarray:
+        return np.asarray(self.images[i])
+
+    def _labels(self, i: int) -> np.ndarray:
+        return np.asarray(self.labels[i])
+
     def class_weights(self) -> np.ndarray:
         """(K,) weights (median frequency / frequency) ** 0.5, clipped to [0.5, 5], from the
         ground-truth labels: small parts such as eyes and brows would otherwise be drowned by skin."""
         gt = [i for i in self.indices if self.items[i]["labels"] == "ground-truth"]
         counts = np.zeros(NUM_CLASSES, np.float64)
         for i in gt[:400]:
-            counts += np.bincount(self.labels[i][::4, ::4].ravel(), minlength=256)[:NUM_CLASSES]
+            counts += np.bincount(self._labels(i)[::4, ::4].ravel(), minlength=256)[:NUM_CLASSES]
         freq = counts / max(counts.sum(), 1)
         present = freq > 0
         w = np.ones(NUM_CLASSES)
@@ -62,12 +97,13 @@ class PreparedFaces:
         return len(self.indices)
 
     def batch(self, step: int, batch_size: int, size: int, seed: int = 0, mask_ratio=(0.0, 0.7),
-              augment: bool = True) -> Batch:
-        """Batch number `step`: deterministic in (seed, step)."""
+              augment: bool = True, prior: str | None = None) -> Batch:
+        """Batch number `step`: deterministic in (seed, step). `prior`: also compute the classical fill
+        stage 2 starts from ("telea"), here, so DataLoader workers do it in parallel."""
         rng = np.random.default_rng([seed, step])
         idx = np.sort(self.indices[rng.integers(0, len(self.indices), batch_size)])
-        images = np.stack([self.images[i] for i in idx])
-        labels = np.stack([self.labels[i] for i in idx])
+        images = np.stack([self._image(i) for i in idx])
+        labels = np.stack([self._labels(i) for i in idx])
         weights = self.label_weight[idx].copy()
         if augment:
             flip = rng.random(batch_size) < 0.5
@@ -82,9 +118,64 @@ class PreparedFaces:
         if size != self.size:
             img = F.interpolate(img, size=(size, size), mode="area")
             lab = F.interpolate(lab[:, None].float(), size=(size, size), mode="nearest")[:, 0].to(torch.uint8)
-        return Batch(img, torch.from_numpy(holes[:, None]).float(), lab, torch.from_numpy(weights))
+        prior_t = None
+        if prior is not None:
+            from faceheal.model.generator import classical_prior
+
+            p = classical_prior(((img + 1) / 2).permute(0, 2, 3, 1).numpy(), holes, prior)
+            prior_t = torch.from_numpy(p).permute(0, 3, 1, 2) * 2 - 1
+        return Batch(img, torch.from_numpy(holes[:, None]).float(), lab, torch.from_numpy(weights), prior_t)
 
 
-def fixed_validation(data: PreparedFaces, count: int, size: int, seed: int = 1234, ratio=(0.3, 0.6)) -> Batch:
+def fixed_validation(data: PreparedFaces, count: int, size: int, seed: int = 1234, ratio=(0.3, 0.6),
+                     prior: str | None = None) -> Batch:
     """A fixed held-out batch (same faces and masks at every checkpoint) for the training curve."""
-    return data.batch(0, count, size, seed=seed, mask_ratio=ratio, augment=False)
+    return data.batch(0, count, size, seed=seed, mask_ratio=ratio, augment=False, prior=prior)
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Batch number i of a run, for a DataLoader whose workers build batches in parallel (CUDA runs)."""
+
+    def __init__(self, data: PreparedFaces, start: int, stop: int, **kwargs):
+        self.data, self.start, self.stop, self.kwargs = data, start, stop, kwargs
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> Batch:
+        return self.data.batch(self.start + i, **self.kwargs)
+
+
+def pack(source: Path, out: Path, size: int = 128, limit: int | None = None, quality: int = 90) -> dict:
+    """A compact copy of a prepared folder for carrying to a GPU machine: crops as JPEG and labels as
+    PNG, concatenated (`images.pack`, `labels.pack`, offsets in `pack.npz`), at `size`, optionally a
+    seeded subset; the held-out split is left out entirely (it stays for evaluation)."""
+    import cv2
+
+    source, out = Path(source), Path(out)
+    meta = json.loads((source / "index.json").read_text())
+    images = np.load(source / "images.npy", mmap_mode="r")
+    lab_file = source / "labels_pseudo.npy" if (source / "labels_pseudo.npy").exists() else source / "labels.npy"
+    labels = np.load(lab_file, mmap_mode="r")
+    keep = [i for i, e in enumerate(meta["items"]) if e["split"] == "train"]
+    if limit:
+        keep = sorted(np.random.default_rng(0).choice(keep, min(limit, len(keep)), replace=False).tolist())
+    out.mkdir(parents=True, exist_ok=True)
+    img_chunks, lab_chunks, img_off, lab_off = [], [], [0], [0]
+    for i in keep:
+        im = cv2.resize(np.asarray(images[i]), (size, size), interpolation=cv2.INTER_AREA)
+        lb = cv2.resize(np.asarray(labels[i]), (size, size), interpolation=cv2.INTER_NEAREST)
+        a = cv2.imencode(".jpg", im[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+        b = cv2.imencode(".png", lb)[1].tobytes()
+        img_chunks.append(a)
+        lab_chunks.append(b)
+        img_off.append(img_off[-1] + len(a))
+        lab_off.append(lab_off[-1] + len(b))
+    (out / "images.pack").write_bytes(b"".join(img_chunks))
+    (out / "labels.pack").write_bytes(b"".join(lab_chunks))
+    np.savez(out / "pack.npz", images=np.array(img_off, np.int64), labels=np.array(lab_off, np.int64))
+    items = [meta["items"][i] for i in keep]
+    (out / "index.json").write_text(json.dumps({"summary": {"size": size, "count": len(items), "packed_from": str(source)},
+                                                "items": items}))
+    total = sum((out / f).stat().st_size for f in ("images.pack", "labels.pack", "pack.npz", "index.json"))
+    return {"count": len(items), "size": size, "mib": round(total / 2 ** 20, 1)}

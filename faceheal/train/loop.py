@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from faceheal.model.discriminator import PatchDiscriminator
-from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, prior_tensor, save_generator
+from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
 from faceheal.train.data import PreparedFaces, fixed_validation
 from faceheal.train.losses import (hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1, ssim)
 
@@ -49,6 +49,7 @@ class TrainConfig:
     model: str = "default"  # default | tiny
     val_count: int = 32
     threads: int | None = None
+    workers: int = 0  # DataLoader worker processes building batches (masks, Telea) in parallel
 
 
 def pick_device(name: str) -> torch.device:
@@ -94,11 +95,9 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.amp = self.device.type == "cuda"
-        self.val = fixed_validation(self.val_data, cfg.val_count, cfg.size)
-        self.val_prior = None
-        if cfg.phase == "full":
-            self.val_prior = prior_tensor(self.model, self.val.image, self.val.hole)
-            self.val_prior = None if self.val_prior is None else self.val_prior.to(self.device)
+        self.prior_kind = None if cfg.phase == "layout" or self.model.config.prior == "push-pull" else self.model.config.prior
+        self.val = fixed_validation(self.val_data, cfg.val_count, cfg.size, prior=self.prior_kind)
+        self.val_prior = self.val.prior.to(self.device) if self.val.prior is not None else None
 
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
@@ -136,11 +135,17 @@ class Trainer:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else torch.autocast("cpu", enabled=False)
 
-    def train_step(self) -> dict:
+    def batch_kwargs(self) -> dict:
+        c = self.cfg
+        return dict(batch_size=c.batch_size, size=c.size, seed=c.seed, mask_ratio=c.mask_ratio, prior=self.prior_kind)
+
+    def train_step(self, b=None) -> dict:
         cfg = self.cfg
-        b = self.data.batch(self.step, cfg.batch_size, cfg.size, cfg.seed, cfg.mask_ratio)
+        if b is None:
+            b = self.data.batch(self.step, **self.batch_kwargs())
         image, hole = b.image.to(self.device, non_blocking=True), b.hole.to(self.device, non_blocking=True)
         labels, lw = b.labels.to(self.device), b.label_weight.to(self.device)
+        prior = b.prior.to(self.device, non_blocking=True) if b.prior is not None else None
         losses = {}
         with self._autocast():
             if cfg.phase == "layout":
@@ -150,7 +155,7 @@ class Trainer:
                 logits = self.model.predict_layout(image * (1 - hole), hole)
                 loss = losses["layout"] = layout_cross_entropy(logits.float(), labels, lw, self.class_weights)
             else:
-                out = self.model(image, hole, prior_tensor(self.model, image, hole))
+                out = self.model(image, hole, prior)
                 losses["l1"] = multiscale_l1([o.float() for o in out["outputs"]], image, hole)
                 losses["ssim"] = 1 - ssim(out["composed"].float(), image).mean()
                 loss = losses["l1"] + cfg.ssim_weight * losses["ssim"]
@@ -196,6 +201,19 @@ class Trainer:
                 "val_ssim": round(float(ssim(out["composed"], image).mean()), 4),
                 f"val_psnr_{self.model.config.prior}": round(float(psnr(prior, image).mean()), 3)}
 
+    def _loader(self):
+        """Batches from worker processes (a CUDA run would otherwise wait on the CPU), or None."""
+        if self.cfg.workers <= 0:
+            return None
+        from torch.utils.data import DataLoader
+
+        from faceheal.train.data import StepBatches
+
+        stop = self.cfg.steps if self.cfg.steps is not None else self.step + 10_000_000
+        ds = StepBatches(self.data, self.step, stop, **self.batch_kwargs())
+        return iter(DataLoader(ds, batch_size=None, shuffle=False, num_workers=self.cfg.workers, prefetch_factor=4,
+                               pin_memory=self.device.type == "cuda", persistent_workers=False))
+
     def run(self, progress: Callable[[int, dict], None] | None = None) -> dict:
         cfg = self.cfg
         start_step = self.step
@@ -204,6 +222,7 @@ class Trainer:
         log_file = open(self.out / "log.jsonl", "a")
         running: dict[str, float] = {}
         metrics = {}
+        batches = self._loader()
         try:
             while True:
                 if cfg.steps is not None and self.step >= cfg.steps:
@@ -211,7 +230,7 @@ class Trainer:
                 if cfg.minutes is not None and time.time() - t0 >= cfg.minutes * 60:
                     break
                 ts = time.time()
-                losses = self.train_step()
+                losses = self.train_step(next(batches) if batches is not None else None)
                 self.elapsed += time.time() - ts
                 for k, v in losses.items():
                     running[k] = 0.98 * running.get(k, v) + 0.02 * v
