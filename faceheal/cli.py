@@ -88,7 +88,7 @@ def restore(
         if fill_outside not in ("none", "telea"):
             raise UsageError(f"--fill-outside {fill_outside!r}: choose none or telea")
         check_output_dir(out, inputs, in_place)
-        all_sources = expand_inputs(inputs)
+        all_sources = expand_inputs(inputs, exclude=out)
         if not all_sources:
             raise UsageError("no input images found")
         sources = shard(all_sources, shard_spec)

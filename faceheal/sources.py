@@ -24,24 +24,45 @@ class Source:
     relative: Path
 
 
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM")
+_TEXT_SUFFIXES = {".json", ".txt", ".md", ".csv", ".xml", ".html", ".pdf", ".bak", ".faceheal-bak", ".part"}
+
+
 def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def walk_images(root: Path) -> Iterator[Path]:
-    """Image files below `root`, sorted, following symlinked folders once (loops do not hang)."""
+def looks_like_image(path: Path) -> bool:
+    """An image by its name, or, for a name without a known image extension (phones and scanners
+    write some), by its first bytes."""
+    if is_image_name(path):
+        return True
+    if path.suffix.lower() in _TEXT_SUFFIXES:
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def walk_images(root: Path, exclude: Path | None = None) -> Iterator[Path]:
+    """Image files below `root`, sorted, following symlinked folders once (loops do not hang).
+    `exclude`: a folder never to enter (the output folder, when it lies inside an input folder)."""
     seen: set[tuple[int, int]] = set()
+    excluded = exclude.resolve() if exclude is not None else None
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         st = os.stat(dirpath)
         key = (st.st_dev, st.st_ino)
-        if key in seen:
+        if key in seen or (excluded is not None and Path(dirpath).resolve() == excluded and Path(dirpath).resolve() != Path(root).resolve()):
             dirnames[:] = []
             continue
         seen.add(key)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             p = Path(dirpath) / name
-            if not name.startswith(".") and is_image_name(p):
+            if not name.startswith(".") and looks_like_image(p):
                 yield p
 
 
@@ -52,7 +73,7 @@ def _stdin_paths(stream: TextIO) -> Iterator[Path]:
             yield Path(line)
 
 
-def expand_inputs(inputs: Iterable[str], stdin: TextIO | None = None) -> list[Source]:
+def expand_inputs(inputs: Iterable[str], stdin: TextIO | None = None, exclude: Path | None = None) -> list[Source]:
     """Files, folders and `-` -> sources with relative paths, in a stable order, without duplicates.
 
     A folder's files are relative to that folder; a single file is relative to its own folder; stdin
@@ -79,7 +100,7 @@ def expand_inputs(inputs: Iterable[str], stdin: TextIO | None = None) -> list[So
             continue
         p = Path(item)
         if p.is_dir():
-            for f in walk_images(p):
+            for f in walk_images(p, exclude):
                 add(f, f.relative_to(p))
         else:
             add(p, Path(p.name))

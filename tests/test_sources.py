@@ -68,3 +68,17 @@ def test_shards_are_disjoint_complete_and_stable():
     assert all(len(p) > 40 for p in parts)
     with pytest.raises(UsageError):
         shard(sources, "4/3")
+
+
+def test_output_folder_inside_the_input_is_not_walked_and_unnamed_images_are_sniffed(tmp_path):
+    import numpy as np
+    from tests.conftest import write_png
+
+    write_png(tmp_path / "in" / "a.png", np.zeros((4, 4), np.uint8))
+    write_png(tmp_path / "in" / "restored" / "a.png", np.zeros((4, 4), np.uint8))
+    write_png(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
+    (tmp_path / "x.png").rename(tmp_path / "in" / "IMG_20200320.101220")  # no image extension
+    (tmp_path / "in" / "notes.txt").write_text("hello")
+    (tmp_path / "in" / "data.bin").write_bytes(b"\x00" * 20)
+    got = [s.relative.as_posix() for s in expand_inputs([str(tmp_path / "in")], exclude=tmp_path / "in" / "restored")]
+    assert got == ["IMG_20200320.101220", "a.png"]

@@ -69,6 +69,16 @@ def main() -> None:
         rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
         cv2.imwrite(str(DOCS / "scratched_auto.png"), np.concatenate(rows, 0))
 
+        shared = ROOT.parent / "shared" / "data" / "photos"
+        if shared.is_dir():  # the review page of a real run, as Chromium shows it
+            run("restore", str(shared), "-o", str(t / "review_run"), "--review")
+            shot = DOCS / "review_page.png"
+            subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                            f"--user-data-dir={t / 'chromium'}", "--window-size=1400,1000", "--virtual-time-budget=4000",
+                            f"--screenshot={shot}", (t / "review_run" / "review" / "index.html").as_uri()],
+                           capture_output=True, timeout=180)
+
 
 if __name__ == "__main__":
     main()

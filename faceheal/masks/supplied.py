@@ -44,13 +44,15 @@ def find_mask(masks_dir: Path, relative: Path) -> Path:
     """The mask for the photo at `relative` (path under its input root): same folders, same stem, any
     image extension (`scans/a/b.jpg` <- `masks/a/b.png`)."""
     folder = masks_dir / relative.parent
-    stem = relative.stem
-    for ext in (".png",) + IMAGE_EXTENSIONS:
-        for candidate in (folder / (stem + ext), folder / (stem + ext.upper())):
-            if candidate.is_file():
-                return candidate
+    # a photo named without an image extension (IMG_2020.101220) may have its mask as IMG_2020.101220.png
+    stems = [relative.stem] if relative.suffix.lower() in IMAGE_EXTENSIONS else [relative.name, relative.stem]
+    for stem in stems:
+        for ext in (".png",) + IMAGE_EXTENSIONS:
+            for candidate in (folder / (stem + ext), folder / (stem + ext.upper())):
+                if candidate.is_file():
+                    return candidate
     if folder.is_dir():
         for candidate in sorted(folder.iterdir()):
-            if candidate.stem == stem and candidate.suffix.lower() in IMAGE_EXTENSIONS and candidate.is_file():
+            if candidate.stem in stems and candidate.suffix.lower() in IMAGE_EXTENSIONS and candidate.is_file():
                 return candidate
-    raise MissingMask(f"no mask for it in {masks_dir} (looked for {relative.parent / stem}.*)")
+    raise MissingMask(f"no mask for it in {masks_dir} (looked for {relative.parent / stems[0]}.*)")

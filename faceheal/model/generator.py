@@ -8,6 +8,7 @@ Weights files hold {"config": dict, "state_dict": ...} and are loaded with `weig
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -100,9 +101,19 @@ def classical_prior(images: np.ndarray, holes: np.ndarray, kind: str = "telea") 
     if kind != "telea":
         raise ValueError(f"unknown prior {kind!r}")
     out = images.astype(np.float32, copy=True)
-    for i in range(len(images)):
-        if holes[i].any():
-            out[i] = classical_fill(images[i], holes[i], radius=3)
+    todo = [i for i in range(len(images)) if holes[i].any()]
+
+    def fill(i: int) -> None:
+        out[i] = classical_fill(images[i], holes[i], radius=3)
+
+    if len(todo) > 1:  # OpenCV releases the GIL: crops fill in parallel
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
+            list(pool.map(fill, todo))
+    else:
+        for i in todo:
+            fill(i)
     return out
 
 
