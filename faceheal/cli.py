@@ -289,6 +289,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these generator weights."),
     adv_weight: float = typer.Option(0.0, "--adv-weight", help="Hinge adversarial weight (0: off)."),
+    perceptual_weight: float = typer.Option(0.0, "--perceptual-weight", help="LPIPS (AlexNet) perceptual loss weight (0: off)."),
     adv_start: int = typer.Option(0, "--adv-start", help="Step from which the adversarial term is on."),
     device: str = typer.Option("auto", "--device"),
     seed: int = typer.Option(0, "--seed"),
@@ -305,7 +306,7 @@ def train(
         raise _usage("give --steps or --minutes")
     cfg = TrainConfig(data=str(data), out=str(out), phase=phase, size=size, batch_size=batch_size, lr=lr,
                       steps=steps, minutes=minutes, checkpoint_minutes=checkpoint_minutes, seed=seed,
-                      device=device, adv_weight=adv_weight, adv_start=adv_start,
+                      device=device, adv_weight=adv_weight, adv_start=adv_start, perceptual_weight=perceptual_weight,
                       init=str(init) if init else None, model=model, threads=threads, workers=workers)
     try:
         trainer = Trainer(cfg)

@@ -89,12 +89,12 @@ def test_tiny_model_trains_and_resumes(tmp_path):
               "labels": "ground-truth" if i % 2 else "none"} for i in range(n)]
     (data / "index.json").write_text(json.dumps({"items": items}))
     cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), model="tiny", size=64, batch_size=4, steps=6,
-                      val_count=2, adv_weight=0.1, checkpoint_minutes=100)
+                      val_count=2, adv_weight=0.1, perceptual_weight=0.5, checkpoint_minutes=100)
     trainer = Trainer(cfg)
     first = trainer.train_step()
     result = trainer.run()
     assert result["step"] == 6 and np.isfinite(result["val_psnr"])
-    assert {"l1", "ssim", "adv_g"} <= set(first)
+    assert {"l1", "ssim", "adv_g", "lpips"} <= set(first)
     assert (tmp_path / "run" / "generator.pt").is_file()
     resumed = Trainer(TrainConfig(**{**cfg.__dict__, "steps": 8}))
     assert resumed.resume() and resumed.step == 6
@@ -109,7 +109,7 @@ def test_tiny_model_trains_and_resumes(tmp_path):
     (tmp_path / "pack" / "index.json").write_text(
         (tmp_path / "pack" / "index.json").read_text().replace('"split": "train"', '"split": "test"', 2))
     packed = Trainer(TrainConfig(**{**cfg.__dict__, "data": str(tmp_path / "pack"), "out": str(tmp_path / "run2"),
-                                    "steps": 2, "workers": 1, "adv_weight": 0.0}))
+                                    "steps": 2, "workers": 1, "adv_weight": 0.0, "perceptual_weight": 0.0}))
     assert packed.run()["step"] == 2
 
 

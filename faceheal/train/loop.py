@@ -42,6 +42,7 @@ class TrainConfig:
     mask_ratio: tuple[float, float] = (0.0, 0.7)
     ssim_weight: float = 0.5
     layout_weight: float = 0.2
+    perceptual_weight: float = 0.0  # LPIPS (AlexNet, shipped weights) of the composed output
     adv_weight: float = 0.0
     adv_start: int = 0
     ema: float = 0.999
@@ -87,6 +88,13 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         params = self.model.layout.parameters() if cfg.phase == "layout" else self.model.parameters()
         self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.99))
+        self.perceptual = None
+        if cfg.perceptual_weight > 0 and cfg.phase == "full":
+            from faceheal.lpips import load_lpips
+            self.perceptual = load_lpips()
+            if self.perceptual is None:
+                raise ValueError("--perceptual-weight needs weights/lpips_alexnet.pt")
+            self.perceptual.to(self.device)
         self.disc = self.opt_d = None
         if cfg.adv_weight > 0 and cfg.phase == "full":
             self.disc = PatchDiscriminator().to(self.device).train()
@@ -159,6 +167,9 @@ class Trainer:
                 losses["l1"] = multiscale_l1([o.float() for o in out["outputs"]], image, hole)
                 losses["ssim"] = 1 - ssim(out["composed"].float(), image).mean()
                 loss = losses["l1"] + cfg.ssim_weight * losses["ssim"]
+                if self.perceptual is not None:
+                    losses["lpips"] = self.perceptual(out["composed"].float(), image).mean()
+                    loss = loss + cfg.perceptual_weight * losses["lpips"]
                 if lw.sum() > 0:
                     losses["layout"] = layout_cross_entropy(out["layout"].float(), labels, lw, self.class_weights)
                     loss = loss + cfg.layout_weight * losses["layout"]
