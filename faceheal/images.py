@@ -171,7 +171,7 @@ def _tiff_metadata_exif(exif: Image.Exif) -> bytes:
     """The descriptive tags of a TIFF (orientation, make, model, dates, artist, copyright, EXIF and GPS
     sub-IFDs) as EXIF bytes for Pillow's TIFF writer; structural tags are the writer's business."""
     keep = Image.Exif()
-    for tag in (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298):
+    for tag in (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298, 700, 33723):  # ... XMP, IPTC
         if tag in exif:
             keep[tag] = exif[tag]
     for ifd in (0x8769, 0x8825):
@@ -290,6 +290,8 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
     for key in ("icc_profile", "dpi", "exif"):
         if info.get(key):
             kw[key] = info[key]
+    if fmt in ("JPEG", "WEBP") and info.get("xmp"):
+        kw["xmp"] = info["xmp"] if isinstance(info["xmp"], bytes) else str(info["xmp"]).encode()
     if fmt == "JPEG":
         if jpeg_quality:
             kw["quality"] = int(jpeg_quality)

@@ -22,6 +22,9 @@ from tests.conftest import EXAMPLES, ROOT, read_rgb, write_png
 
 runner = CliRunner()
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>City Archive</dc:creator>'
+       b'</rdf:Description></rdf:RDF></x:xmpmeta>')
 
 
 def _aligned_face() -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +40,7 @@ def test_16bit_gray_tiff_keeps_depth_profile_metadata_and_orientation(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6
     exif[0x010F] = "ScannerCo"
+    exif[700] = XMP
     (tmp_path / "in").mkdir()
     Image.fromarray(stored).save(tmp_path / "in" / "scan.tif", icc_profile=SRGB, exif=exif.tobytes(),
                                  dpi=(1200, 1200), compression="tiff_lzw")
@@ -50,7 +54,7 @@ def test_16bit_gray_tiff_keeps_depth_profile_metadata_and_orientation(tmp_path):
         tags = {t.name: t.value for t in page.tags.values()}
         pixels = page.asarray()
     assert pixels.dtype == np.uint16 and pixels.shape == stored.shape
-    assert int(tags["Orientation"]) == 6 and tags["Make"] == "ScannerCo"
+    assert int(tags["Orientation"]) == 6 and tags["Make"] == "ScannerCo" and tags["XMP"] == XMP
     assert tags["InterColorProfile"] == SRGB
     assert tags["XResolution"] == (1200, 1) and int(tags["Compression"]) == 5  # LZW kept
     changed = pixels != stored
@@ -77,14 +81,16 @@ def test_rotated_jpeg_is_detected_upright_and_keeps_its_orientation(tmp_path, po
     exif = Image.Exif()
     exif[0x0112] = 6
     (tmp_path / "in").mkdir()
-    Image.fromarray(stored).save(tmp_path / "in" / "p.jpg", exif=exif.tobytes(), quality=95, icc_profile=SRGB)
+    Image.fromarray(stored).save(tmp_path / "in" / "p.jpg", exif=exif.tobytes(), quality=95, icc_profile=SRGB, xmp=XMP,
+                                 dpi=(600, 600))
     write_png(tmp_path / "m" / "p.png", face_mask.astype(np.uint8) * 255)
     r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--masks", str(tmp_path / "m"),
                             "--model", "telea", "--report", str(tmp_path / "r.jsonl")])
     assert r.exit_code == 0, r.output
     assert len(json.loads((tmp_path / "r.jsonl").read_text())["faces"]) == 1
     out = Image.open(tmp_path / "out" / "p.jpg")
-    assert out.getexif()[0x0112] == 6 and out.info["icc_profile"] == SRGB
+    assert out.getexif()[0x0112] == 6 and out.info["icc_profile"] == SRGB and out.info["xmp"] == XMP
+    assert tuple(round(v) for v in out.info["dpi"]) == (600, 600)
     assert out.size == (stored.shape[1], stored.shape[0])
     src = Image.open(tmp_path / "in" / "p.jpg")
     assert out.quantization == src.quantization  # same JPEG quality tables
@@ -179,3 +185,24 @@ def test_huge_sparse_scan_restores_with_bounded_memory(tmp_path, portrait, face_
     assert peak < 2000, f"peak RSS {peak:.0f} MB"
     out = tifffile.imread(tmp_path / "out" / "in.tif")
     assert out.dtype == np.uint16 and out.shape == (h, w)
+
+
+def test_full_disk_is_one_clear_error_and_leaves_nothing_half_written(tmp_path, monkeypatch):
+    import errno
+
+    from faceheal.errors import OutputError
+    from faceheal.images import write_atomic
+
+    (tmp_path / "old.png").write_bytes(b"complete earlier output")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OutputError, match="No space left"):
+        write_atomic(tmp_path / "new.png", b"x" * 1000)
+    with pytest.raises(OutputError):
+        write_atomic(tmp_path / "old.png", b"replacement")
+    assert not (tmp_path / "new.png").exists()
+    assert (tmp_path / "old.png").read_bytes() == b"complete earlier output"  # nothing already written is lost
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]  # no temp files left behind
