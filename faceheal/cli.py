@@ -133,7 +133,7 @@ def restore(
     def on_result(r) -> None:
         nonlocal faces
         counts[r.status] += 1
-        faces += len([f for f in r.faces if f.face is not None])
+        faces += len(r.faces)  # aligned inputs count as one face each
         if r.failed:
             _err(f"{r.path}: {r.error}")
         line = json.dumps(r.to_json()) + "\n"
