@@ -143,11 +143,11 @@ def score(pred: np.ndarray, data: EvalSet) -> list[dict]:
     return rows
 
 
-def comparison_grid(data: EvalSet, results: dict[str, np.ndarray], per_bin: int = 2, tile: int = 128) -> np.ndarray:
+def comparison_grid(data: EvalSet, results: dict[str, np.ndarray], per_bin: int = 2, tile: int = 160) -> np.ndarray:
     """Rows: a few faces per bin; columns: damaged | each method | ground truth. RGB uint8."""
     rows = []
     for b in range(len(BINS)):
-        sel = np.where(data.bins == b)[0][:per_bin]
+        sel = np.where(data.bins == b)[0][b * per_bin:(b + 1) * per_bin]  # other faces in every bin
         for i in sel:
             damaged = data.faces[i].copy()
             damaged[data.masks[i]] = 1.0

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
-import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -234,11 +235,19 @@ class Trainer:
         running: dict[str, float] = {}
         metrics = {}
         batches = self._loader()
+        stop = {"now": False}
+
+        def request_stop(signum, frame):  # SIGTERM (kill, Slurm preemption) ends cleanly, with a checkpoint
+            stop["now"] = True
+
+        previous = signal.signal(signal.SIGTERM, request_stop) if threading.current_thread() is threading.main_thread() else None
         try:
             while True:
                 if cfg.steps is not None and self.step >= cfg.steps:
                     break
                 if cfg.minutes is not None and time.time() - t0 >= cfg.minutes * 60:
+                    break
+                if stop["now"]:
                     break
                 ts = time.time()
                 losses = self.train_step(next(batches) if batches is not None else None)
@@ -258,6 +267,8 @@ class Trainer:
                     self.save_checkpoint()
                     last_ckpt = time.time()
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             if self.step > start_step:
                 metrics = self.validate()
                 log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1), **metrics}) + "\n")
