@@ -213,10 +213,11 @@ def mask(
     count: int = typer.Option(10, "--count", help="How many masks (with --synthetic)."),
     size: str = typer.Option("256", "--size", help="Mask size: N or WxH (with --synthetic)."),
     seed: int = typer.Option(0, "--seed", help="Seed (with --synthetic): same seed, same masks."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line."),
 ) -> None:
     """Write damage masks (white = damaged) of photos, for review or editing; or generate synthetic ones."""
     if synthetic is not None:
-        _synthetic_masks(out, synthetic, ratio, count, size, seed)
+        _synthetic_masks(out, synthetic, ratio, count, size, seed, quiet)
         return
     if not inputs:
         raise _usage("give photos or folders (or --synthetic KIND)")
@@ -234,7 +235,7 @@ def mask(
     raise typer.Exit(1 if failed else 0)
 
 
-def _synthetic_masks(out: Path, kind: str, ratio: str, count: int, size: str, seed: int) -> None:
+def _synthetic_masks(out: Path, kind: str, ratio: str, count: int, size: str, seed: int, quiet: bool = False) -> None:
     import cv2
     import numpy as np
 
@@ -255,7 +256,8 @@ def _synthetic_masks(out: Path, kind: str, ratio: str, count: int, size: str, se
         m = synthetic_mask((h, w), kind, (lo, hi), rng)
         ok, enc = cv2.imencode(".png", m.astype(np.uint8) * 255)
         write_atomic(out / f"{kind}_{seed}_{i:05d}.png", enc.tobytes())
-    print(f"faceheal: wrote {count} {kind} masks to {out}", file=sys.stderr)
+    if not quiet:
+        print(f"faceheal: wrote {count} {kind} masks to {out}", file=sys.stderr)
 
 
 @app.command()
