@@ -88,6 +88,8 @@ def restore(
         if fill_outside not in ("none", "telea"):
             raise UsageError(f"--fill-outside {fill_outside!r}: choose none or telea")
         check_output_dir(out, inputs, in_place)
+        if review and save_layout is None:  # the review page shows each face's predicted layout
+            save_layout = out / ".faceheal" / "layouts"
         all_sources = expand_inputs(inputs, exclude=out)
         if not all_sources:
             raise UsageError("no input images found")

@@ -24,7 +24,7 @@ def run_dir(tmp_path, portrait, face_mask):
     (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     write_png(tmp_path / "m.png", face_mask.astype(np.uint8) * 255)
     r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--mask", str(tmp_path / "m.png"),
-                            "--model", "telea", "--review"])
+                            "--review"])
     assert r.exit_code == 1  # the broken file
     return tmp_path / "out"
 
@@ -39,6 +39,7 @@ def test_every_photo_appears_and_every_link_resolves(run_dir):
     for link in links:
         assert (page.parent / link).is_file(), link
     assert "https://" not in text and "http://" not in text  # nothing from the network
+    assert any("_layout.jpg" in link for link in links)  # the generator's predicted layouts are shown
     # failures are listed at the top, with their one-line reason
     assert text.index("Failures (1)") < text.index('id="grid"')
     assert "broken.jpg" in text.split('id="grid"')[0]
