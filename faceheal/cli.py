@@ -62,7 +62,7 @@ def restore(
     report: Optional[Path] = typer.Option(None, "--report", help="Write one JSON line per input here."),
     save_layout: Optional[Path] = typer.Option(None, "--save-layout", help="Write each face's predicted semantic layout here."),
     in_place: bool = typer.Option(False, "--in-place", help="Allow -o to be the input folder (keeps <name>.faceheal-bak)."),
-    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse images larger than this many pixels."),
+    max_pixels: int = typer.Option(1_000_000_000, "--max-pixels", help="Refuse images larger than this many pixels (decompression bombs)."),
     jpeg_quality: Optional[int] = typer.Option(None, "--jpeg-quality", help="JPEG quality (default: the input's tables)."),
     sidecar: bool = typer.Option(False, "--sidecar", help="Write <output>.faceheal.json: version, weights and mask SHA-256, faces, changes, flags."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output exists: re-run to resume an interrupted run."),

@@ -22,6 +22,10 @@ from PIL import Image, ImageFile
 from faceheal.errors import OutputError, UnreadableImage
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# faceheal applies its own limit (`--max-pixels`, default one gigapixel): archives scan far beyond
+# Pillow's built-in 89-megapixel warning
+Image.MAX_IMAGE_PIXELS = None
+DEFAULT_MAX_PIXELS = 1_000_000_000
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 _FORMAT_BY_EXT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
                   ".bmp": "BMP", ".webp": "WEBP"}
