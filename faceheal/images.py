@@ -59,16 +59,8 @@ class Picture:
     orientation: int = 1
 
     @property
-    def max_value(self) -> int:
-        return 65535 if self.pixels.dtype == np.uint16 else 255
-
-    @property
     def is_gray(self) -> bool:
         return self.pixels.ndim == 2 or self.pixels.shape[2] == 2
-
-    @property
-    def has_alpha(self) -> bool:
-        return self.pixels.ndim == 3 and self.pixels.shape[2] in (2, 4)
 
     def display(self, array: np.ndarray | None = None) -> np.ndarray:
         """Pixels (or a same-shaped array) as a viewer shows them, EXIF orientation applied."""

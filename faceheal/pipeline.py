@@ -109,13 +109,6 @@ class MaskSource:
     def is_auto(self) -> bool:
         return self.mask_file is None and self.masks_dir is None
 
-    def describe(self) -> str:
-        if self.mask_file:
-            return f"file:{self.mask_file}"
-        if self.masks_dir:
-            return f"dir:{self.masks_dir}"
-        return "auto"
-
     def mask_for(self, source: Source, display_rgb: np.ndarray, landmarks: list[np.ndarray] = ()) -> tuple[np.ndarray, dict]:
         """(mask, provenance): the mask and where it came from, with the SHA-256 of its file or pixels."""
         shape = display_rgb.shape[:2]
