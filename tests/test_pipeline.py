@@ -1,8 +1,6 @@
 """The library API: batching across photos, the Python entry point, memory-friendly composition."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 

@@ -21,7 +21,7 @@ def test_folders_are_recursive_and_extensions_case_insensitive(tmp_path):
 
 
 def test_stdin_paths(tmp_path, monkeypatch):
-    a = _touch(tmp_path / "scans" / "x" / "a.jpg")
+    _touch(tmp_path / "scans" / "x" / "a.jpg")
     b = _touch(tmp_path / "scans" / "b.png")
     monkeypatch.chdir(tmp_path)
     got = expand_inputs(["-"], stdin=io.StringIO(f"scans/x/a.jpg\n\n{b}\n"))

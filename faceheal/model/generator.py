@@ -9,7 +9,7 @@ Weights files hold {"config": dict, "state_dict": ...} and are loaded with `weig
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
