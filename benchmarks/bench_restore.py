@@ -89,7 +89,7 @@ def generator_gflops(weights: Path | None) -> float:
     return fc.get_total_flops() / 1e9
 
 
-def run_once(n: int, device: str, batch_size: int | None, work: Path) -> dict:
+def run_once(n: int, device: str, batch_size: int | None, work: Path, loaders: int | None = None) -> dict:
     for sub in ("photos", "masks"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     make_inputs(n, work)
@@ -98,13 +98,16 @@ def run_once(n: int, device: str, batch_size: int | None, work: Path) -> dict:
            str(work / "masks"), "--device", device, "-q"]
     if batch_size:
         cmd += ["--batch-size", str(batch_size)]
+    if loaders:
+        cmd += ["--loaders", str(loaders)]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     summary = json.loads((out / ".faceheal" / "last-run.json").read_text())
     stages = summary["stage_seconds"]
-    return {"n": n, "exit_code": proc.returncode, "wall_seconds": round(wall, 2), "run_seconds": summary["seconds"],
+    return {"n": n, "exit_code": proc.returncode, "failed_photos": summary["counts"]["error"] + summary["counts"]["no-face"],
+            "loaders": summary.get("loaders"), "wall_seconds": round(wall, 2), "run_seconds": summary["seconds"],
             "faces": summary["faces"], "photos_per_s": round(n / summary["seconds"], 3),
             "faces_per_s": round(summary["faces"] / summary["seconds"], 3),
             "seconds_per_photo": round(summary["seconds"] / n, 4), "stage_seconds": stages,
@@ -117,6 +120,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--loaders", type=int, default=None, help="restore --loaders (default: restore's own)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     import torch
@@ -130,7 +134,7 @@ def main() -> None:
     runs = []
     for n in args.n:
         with tempfile.TemporaryDirectory(prefix="faceheal-bench-") as tmp:
-            r = run_once(n, args.device, args.batch_size, Path(tmp))
+            r = run_once(n, args.device, args.batch_size, Path(tmp), args.loaders)
         r["floor_seconds"] = round(r["faces"] * gflops_crop / machine_gflops, 2)
         r["achieved_over_floor"] = round(r["run_seconds"] / max(r["floor_seconds"], 1e-9), 2)
         runs.append(r)
@@ -153,7 +157,8 @@ def main() -> None:
     lines += ["", "Stage busy seconds (the loader thread overlaps the model):", ""]
     for r in runs:
         lines.append(f"- N={r['n']}: " + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items()))
-    lines += ["", f"Command: `python benchmarks/bench_restore.py --n {' '.join(map(str, args.n))} --device {args.device}`"]
+    extra = f" --loaders {args.loaders}" if args.loaders else ""
+    lines += ["", f"Command: `python benchmarks/bench_restore.py --n {' '.join(map(str, args.n))} --device {args.device}{extra}`"]
     (args.out / f"bench_restore_{tag}.md").write_text("\n".join(lines) + "\n")
 
 

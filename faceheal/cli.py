@@ -4,6 +4,7 @@ problem, and turns results into exit codes: 0 all done, 1 some inputs failed, 2 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,23 @@ def _progress(total: int | None, quiet: bool, label: str):
     return p
 
 
+def _check_damage_detector(name: str) -> str:
+    """The detector that will run ("learned (sha256 ...)" or "classical"); a usage error now, not a
+    failure per photo later, for an unknown name or missing/corrupt learned weights."""
+    if name not in ("auto", "learned", "classical"):
+        raise _usage(f"--damage-detector {name!r}: choose auto, learned or classical")
+    if name == "classical":
+        return name
+    from faceheal.images import file_sha256
+    from faceheal.masks.damage import learned_detector
+
+    try:
+        learned = learned_detector(required=name == "learned")
+    except FacehealError as e:
+        raise _usage(str(e))
+    return "classical" if learned is None else f"learned (sha256 {file_sha256(learned.weights)})"
+
+
 @app.command()
 def restore(
     inputs: List[str] = typer.Argument(..., help="Photos, folders (recursive) or - for paths on stdin."),
@@ -49,11 +67,13 @@ def restore(
     mask: Optional[Path] = typer.Option(None, "--mask", help="One mask for every input."),
     sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0,
                                       help="Without masks (auto-mask): 0 finds only obvious damage, 1 everything suspicious."),
+    damage_detector: str = typer.Option("auto", "--damage-detector", help="Auto-mask detector: auto (learned when its weights are shipped), learned or classical."),
     aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned face crops: no detection."),
     model: str = typer.Option("generator", "--model", help="generator (the trained two-stage model) or telea (classical fallback)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: the shipped ones)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Faces per model batch (default 8 on CPU, 64 on CUDA)."),
+    loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model (default 1 on CPU, up to 8 on CUDA)."),
     detector: str = typer.Option("mtcnn", "--detector", help="Face detector (mtcnn)."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
     change_radius: int = typer.Option(4, "--change-radius", help="Pixels around the damage that may change (feathered)."),
@@ -110,10 +130,12 @@ def restore(
                                  skip_existing=skip_existing,
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
         from faceheal.pipeline import auto_damage_mask
-        mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity))
+        damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
+        mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector))
         parameters = {"model": model, "device": device, "batch_size": batch_size, "detector": detector,
                       "min_face": min_face, "change_radius": change_radius, "fill_outside": fill_outside,
                       "aligned": aligned, "sensitivity": sensitivity if mask_source.is_auto else None,
+                      "damage_detector": damage_resolved,
                       "masks": str(masks) if masks else None, "mask": str(mask) if mask else None,
                       "jpeg_quality": jpeg_quality, "shard": shard_spec,
                       "layout_dir": str(save_layout) if save_layout else None}
@@ -147,7 +169,10 @@ def restore(
             progress.advance(0)
 
     try:
-        restorer.run(sources, out, on_result, batch_faces=getattr(inpainter, "batch_size", 8))
+        if loaders is None:  # on CPU the model wants the cores; on CUDA the loaders are the bottleneck
+            on_gpu = str(getattr(inpainter, "device", "cpu")).startswith("cuda")
+            loaders = min(8, max(1, (os.cpu_count() or 2) - 1)) if on_gpu else 1
+        restorer.run(sources, out, on_result, batch_faces=getattr(inpainter, "batch_size", 8), loaders=loaders)
     except KeyboardInterrupt:
         _err("interrupted: outputs written so far are complete; nothing is half-written")
         raise typer.Exit(1)
@@ -159,7 +184,7 @@ def restore(
                 f.close()
     summary = {"photos": len(sources), "faces": faces, "counts": counts, "seconds": round(time.time() - t0, 3),
                "stage_seconds": {k: round(v, 3) for k, v in restorer.timings.items()},
-               "model": inpainter.describe(), "parameters": restorer.parameters}
+               "loaders": loaders, "model": inpainter.describe(), "parameters": restorer.parameters}
     try:
         name = "last-run.json" if not shard_spec else f"last-run-{shard_spec.replace('/', '-of-')}.json"
         from faceheal.images import write_atomic
@@ -210,6 +235,7 @@ def mask(
     overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.png: damage tinted over the photo."),
     sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0, help="0: only the obvious; 1: everything suspicious."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Keep damage inside detected face regions only."),
+    damage_detector: str = typer.Option("auto", "--damage-detector", help="Auto-mask detector: auto (learned when its weights are shipped), learned or classical."),
     synthetic: Optional[str] = typer.Option(None, "--synthetic", help="Generate masks instead: irregular, strokes, boxes, blobs, scratches, mixed."),
     ratio: str = typer.Option("0-70", "--ratio", help="Hole ratio range in percent, LO-HI (with --synthetic)."),
     count: int = typer.Option(10, "--count", help="How many masks (with --synthetic)."),
@@ -225,12 +251,13 @@ def mask(
         raise _usage("give photos or folders (or --synthetic KIND)")
     from faceheal.masks.damage import write_masks
 
+    _check_damage_detector(damage_detector)
     from faceheal.sources import expand_inputs
     sources = expand_inputs(inputs)
     if not sources:
         raise _usage("no input images found")
     failed = 0
-    for src, err in write_masks(sources, out, sensitivity, overlay, faces_only):
+    for src, err in write_masks(sources, out, sensitivity, overlay, faces_only, damage_detector):
         if err:
             failed += 1
             _err(f"{src.path}: {err}")
@@ -287,6 +314,7 @@ def train(
     size: int = typer.Option(128, "--size", help="Training resolution (progressive: 64, 128, 256)."),
     batch_size: int = typer.Option(16, "--batch-size"),
     lr: float = typer.Option(2e-4, "--lr"),
+    warmup: int = typer.Option(0, "--warmup", help="Linear learning-rate warm-up over this many steps."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Stop at this total step count."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes."),
     checkpoint_minutes: float = typer.Option(5.0, "--checkpoint-minutes"),
@@ -301,7 +329,7 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
     workers: int = typer.Option(0, "--workers", help="Processes building batches in parallel (use several on CUDA)."),
 ) -> None:
-    """Train the two-stage generator (resumable; checkpoints every few minutes; bf16 autocast on CUDA)."""
+    """Train the two-stage generator (resumable; checkpoints every few minutes; fp32 with TF32 on CUDA)."""
     from faceheal.train.loop import TrainConfig, Trainer
 
     if phase not in ("layout", "full"):
@@ -309,7 +337,7 @@ def train(
     if steps is None and minutes is None:
         raise _usage("give --steps or --minutes")
     cfg = TrainConfig(data=str(data), out=str(out), phase=phase, size=size, batch_size=batch_size, lr=lr,
-                      steps=steps, minutes=minutes, checkpoint_minutes=checkpoint_minutes, seed=seed,
+                      warmup_steps=warmup, steps=steps, minutes=minutes, checkpoint_minutes=checkpoint_minutes, seed=seed,
                       device=device, adv_weight=adv_weight, adv_start=adv_start, perceptual_weight=perceptual_weight,
                       init=str(init) if init else None, model=model, threads=threads, workers=workers)
     try:
@@ -323,6 +351,44 @@ def train(
     def on_step(step: int, losses: dict) -> None:
         if progress:
             progress.update(0, completed=step, description=f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+
+    try:
+        result = trainer.run(on_step)
+    finally:
+        if progress:
+            progress.stop()
+    print(json.dumps(result))
+
+
+@app.command("train-damage")
+def train_damage(
+    data: Path = typer.Option(..., "--data", help="A `faceheal prepare` folder (clean faces to damage)."),
+    out: Path = typer.Option(..., "--out", help="Run folder: damage.pt (best held-out), last.pt, log.jsonl."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Stop at this total step count."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes."),
+    batch_size: int = typer.Option(24, "--batch-size"),
+    lr: float = typer.Option(2e-3, "--lr"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train the learned damage detector on synthetic damage rendered onto clean faces (resumable)."""
+    from faceheal.train.damage import DamageTrainConfig, DamageTrainer
+
+    if steps is None and minutes is None:
+        raise _usage("give --steps or --minutes")
+    try:
+        trainer = DamageTrainer(DamageTrainConfig(data=str(data), out=str(out), steps=steps, minutes=minutes,
+                                                  batch_size=batch_size, lr=lr, threads=threads, seed=seed))
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise _usage(f"{data}: {e}")
+    if resume and trainer.resume():
+        print(f"faceheal: resumed {out / 'last.pt'} at step {trainer.step}", file=sys.stderr)
+    progress = _progress(steps, False, "training damage detector")
+
+    def on_step(step: int, loss: float) -> None:
+        if progress:
+            progress.update(0, completed=step, description=f"step {step} loss {loss:.4f}")
 
     try:
         result = trainer.run(on_step)

@@ -85,6 +85,8 @@ class GeneratorInpainter:
         self.model, self.meta = load_generator(self.weights)
         self.device = pick_device(device)
         self.model.to(self.device)
+        if self.device.type == "cuda":  # TF32: 1.5x the fp32 rate, within 0.07 of a level of fp32 (bench_generator)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.crop_size = self.model.config.size

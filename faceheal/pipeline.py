@@ -11,6 +11,7 @@ import hashlib
 import json
 from contextlib import contextmanager
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -119,11 +120,11 @@ class MaskSource:
         return mask, {"source": "auto", "sha256": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()}
 
 
-def auto_damage_mask(sensitivity: float = 0.5):
-    """The detector as a MaskSource callback: damage mask with eyes and mouths protected."""
+def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto"):
+    """The damage detector as a MaskSource callback: damage mask with eyes and mouths protected."""
     from faceheal.masks.damage import DamageSettings, detect_damage, protected_discs
 
-    settings = DamageSettings(sensitivity=sensitivity)
+    settings = DamageSettings(sensitivity=sensitivity, detector=detector)
     return lambda rgb, landmarks: detect_damage(rgb, settings, protected_discs(landmarks))
 
 
@@ -141,7 +142,8 @@ class Restorer:
         self.masks = masks
         self.options = options
         self.parameters = parameters or {}  # the run's flags, recorded in sidecars
-        self.timings: dict[str, float] = {}  # busy seconds per stage (the loader thread overlaps the rest)
+        self.timings: dict[str, float] = {}  # busy seconds per stage, summed over threads (loaders overlap the rest)
+        self._timings_lock = threading.Lock()
 
     @contextmanager
     def _timed(self, stage: str):
@@ -149,7 +151,8 @@ class Restorer:
         try:
             yield
         finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t
+            with self._timings_lock:
+                self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t
 
     # -- stage 1: decode, mask, detect, align (runs in the look-ahead thread) -----------------
     def load(self, source: Source) -> _Loaded:
@@ -307,13 +310,16 @@ class Restorer:
                 write_atomic(path, enc.tobytes())
 
     def run(self, sources: Iterable[Source], out_dir: Path, on_result: Callable[[ImageResult], None] | None = None,
-            batch_faces: int = 8, lookahead: int = 4) -> list[ImageResult]:
-        """Restore every source into `out_dir`; one `ImageResult` per source, errors included."""
+            batch_faces: int = 8, lookahead: int = 4, loaders: int = 1) -> list[ImageResult]:
+        """Restore every source into `out_dir`; one `ImageResult` per source, errors included, in input
+        order. `loaders` threads decode, detect, mask and align ahead of the model (OpenCV and Pillow
+        release the GIL), at most `lookahead` photos per loader ahead, so memory stays flat."""
         results = []
         if self.options.skip_existing:
             sources = self._skip_done(sources, out_dir, on_result, results)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceheal-load") as pool:
-            for group in _batches(_prefetch(pool, self.load, sources, lookahead), batch_faces):
+        loaders = max(1, int(loaders))
+        with ThreadPoolExecutor(max_workers=loaders, thread_name_prefix="faceheal-load") as pool:
+            for group in _batches(_prefetch(pool, self.load, sources, lookahead * loaders), batch_faces):
                 for r in self._process_group(group, out_dir):
                     results.append(r)
                     if on_result:

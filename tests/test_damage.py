@@ -1,10 +1,19 @@
-"""The automatic damage detector on synthetic damage rendered onto real photos, and on clean ones."""
+"""Both automatic damage detectors (learned, classical) on damage drawn onto real photos, and on clean ones."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from faceheal.masks.damage import DamageSettings, detect_damage, protected_discs
+from faceheal.masks.learned import DEFAULT_DAMAGE_WEIGHTS
+
+
+@pytest.fixture(params=["learned", "classical"])
+def detector(request) -> str:
+    if request.param == "learned" and not DEFAULT_DAMAGE_WEIGHTS.is_file():
+        pytest.skip("no shipped damage detector weights")
+    return request.param
 
 
 def _f1(found: np.ndarray, truth: np.ndarray, tolerance: int = 2) -> float:
@@ -17,7 +26,7 @@ def _f1(found: np.ndarray, truth: np.ndarray, tolerance: int = 2) -> float:
     return 2 * precision * recall / max(precision + recall, 1e-9)
 
 
-def test_bright_scratches_on_a_real_photo_are_found(portrait):
+def test_bright_scratches_on_a_real_photo_are_found(portrait, detector):
     img = portrait.astype(np.float32) / 255
     truth = np.zeros(img.shape[:2], np.uint8)
     cv2.line(truth, (40, 60), (420, 560), 1, 2)
@@ -25,52 +34,52 @@ def test_bright_scratches_on_a_real_photo_are_found(portrait):
     truth = truth > 0
     damaged = img.copy()
     damaged[truth] = np.clip(damaged[truth] + 0.45, 0, 1)
-    found = detect_damage(damaged)
+    found = detect_damage(damaged, DamageSettings(detector=detector))
     assert _f1(found, truth) > 0.6
     # nothing new flagged away from the added scratches (the photo's own real cracks aside)
-    real = detect_damage(img)
+    real = detect_damage(img, DamageSettings(detector=detector))
     near = cv2.dilate(truth.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     assert (found & ~near & ~real).mean() < 0.005
 
 
-def test_painted_white_strokes_are_found_exactly(portrait, face_mask):
+def test_painted_white_strokes_are_found_exactly(portrait, face_mask, detector):
     img = portrait.astype(np.float32) / 255
     img[face_mask] = 1.0
-    found = detect_damage(img)
+    found = detect_damage(img, DamageSettings(detector=detector))
     assert (found & face_mask).sum() / face_mask.sum() > 0.99
 
 
-def test_flat_and_finely_textured_backgrounds_stay_clean():
+def test_flat_and_finely_textured_backgrounds_stay_clean(detector):
     rng = np.random.default_rng(0)
     flat = np.full((400, 400, 3), 0.55, np.float32)
-    assert not detect_damage(flat).any()
+    assert not detect_damage(flat, DamageSettings(detector=detector)).any()
     grain = np.clip(flat + rng.normal(0, 0.03, flat.shape).astype(np.float32), 0, 1)
-    assert detect_damage(grain).mean() < 0.001
+    assert detect_damage(grain, DamageSettings(detector=detector)).mean() < 0.001
     white_wall = np.ones((300, 300, 3), np.float32)  # a blown-out background is not a hole
     white_wall[:, :40] = 0.9
-    assert not detect_damage(white_wall).any()
+    assert not detect_damage(white_wall, DamageSettings(detector=detector)).any()
 
 
-def test_sensitivity_trades_misses_for_false_alarms(portrait):
+def test_sensitivity_trades_misses_for_false_alarms(portrait, detector):
     img = portrait.astype(np.float32) / 255
-    low = detect_damage(img, DamageSettings(sensitivity=0.0)).sum()
-    high = detect_damage(img, DamageSettings(sensitivity=1.0)).sum()
+    low = detect_damage(img, DamageSettings(sensitivity=0.0, detector=detector)).sum()
+    high = detect_damage(img, DamageSettings(sensitivity=1.0, detector=detector)).sum()
     assert low <= high
 
 
-def test_eyes_are_protected_from_dust_detection():
+def test_eyes_are_protected_from_dust_detection(detector):
     img = np.full((200, 200, 3), 0.4, np.float32)
     img[99:102, 99:102] = 1.0  # a catchlight-sized bright dot
-    assert detect_damage(img)[100, 100]
+    assert detect_damage(img, DamageSettings(detector=detector))[100, 100]
     lm = np.array([[100, 100], [140, 100], [120, 120], [105, 140], [135, 140]], np.float64)
-    assert not detect_damage(img, protect=protected_discs([lm]))[100, 100]
+    assert not detect_damage(img, DamageSettings(detector=detector), protect=protected_discs([lm]))[100, 100]
 
 
-def test_huge_images_are_tiled_with_the_same_result():
+def test_huge_images_are_tiled_with_the_same_result(detector):
     rng = np.random.default_rng(1)
     img = np.clip(0.5 + rng.normal(0, 0.02, (700, 900, 3)), 0, 1).astype(np.float32)
     cv2.line(img, (10, 650), (880, 20), (1.0, 1.0, 1.0), 2)
-    whole = detect_damage(img, tile=4096)
-    tiled = detect_damage(img, tile=400, overlap=64)
+    whole = detect_damage(img, DamageSettings(detector=detector), tile=4096)
+    tiled = detect_damage(img, DamageSettings(detector=detector), tile=400, overlap=64)
     assert whole.sum() > 0
     assert (whole != tiled).mean() < 0.002

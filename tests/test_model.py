@@ -101,12 +101,11 @@ def test_tiny_model_trains_and_resumes(tmp_path):
     model, meta = load_generator(tmp_path / "run" / "generator.pt")
     assert meta["step"] == 8 and model.config == GeneratorConfig.tiny()
     # the compact pack for GPU machines trains the same way, with batches built by worker processes
-    from faceheal.train.data import pack
+    from faceheal.train.data import PreparedFaces, pack
 
     info = pack(data, tmp_path / "pack", size=64)
-    assert info["count"] == 10  # the two held-out crops stay behind
-    (tmp_path / "pack" / "index.json").write_text(
-        (tmp_path / "pack" / "index.json").read_text().replace('"split": "train"', '"split": "test"', 2))
+    assert info["count"] == 10 and info["held_out"] == 2  # held-out crops travel for the curve, still held out
+    assert len(PreparedFaces(tmp_path / "pack", "train")) == 10 and len(PreparedFaces(tmp_path / "pack", "test")) == 2
     packed = Trainer(TrainConfig(**{**cfg.__dict__, "data": str(tmp_path / "pack"), "out": str(tmp_path / "run2"),
                                     "steps": 2, "workers": 1, "adv_weight": 0.0, "perceptual_weight": 0.0}))
     assert packed.run()["step"] == 2

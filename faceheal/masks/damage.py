@@ -1,4 +1,10 @@
-"""Automatic damage masks: scratches, cracks, dust and painted strokes, found by classical cues.
+"""Automatic damage masks: scratches, cracks, dust, missing areas and painted strokes.
+
+Two detectors share one entry point, `detect_damage`. The learned one (`faceheal/masks/learned.py`,
+weights/faceheal-damage.pt, trained by `faceheal train-damage` on rendered damage) is the default
+whenever its weights are present; the pure-white painted-stroke rule below is added to it, since
+paint is exactly white and the rule finds it all. The classical detector (below) needs no weights
+and stays available with `--detector classical`:
 
 Scratches and cracks are thin, long and brighter (emulsion gone) or darker (dirt, ink) than their
 surroundings: a morphological top-hat isolates structures thinner than a few pixels, a noise-adaptive
@@ -10,6 +16,7 @@ stays bounded.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -24,6 +31,7 @@ class DamageSettings:
     scratches: bool = True
     dust: bool = True
     painted: bool = True
+    detector: str = "auto"  # auto: learned when its weights are present | learned | classical
 
     def threshold_scale(self) -> float:
         return float(np.interp(self.sensitivity, [0.0, 0.5, 1.0], [1.6, 1.0, 0.6]))
@@ -108,13 +116,15 @@ def detect_damage_tile(rgb: np.ndarray, settings: DamageSettings = DamageSetting
         from faceheal.images import to_float_rgb
         rgb = to_float_rgb(rgb)
     h, w = rgb.shape[:2]
-    gray = (rgb @ LUMA).astype(np.float32)
     side = min(h, w)
+    mask = np.zeros((h, w), bool)
+    if not (settings.scratches or settings.dust):  # painted strokes only (added to the learned detector)
+        return _painted(rgb, max_width=0.06 * side) if settings.painted else mask
+    gray = (rgb @ LUMA).astype(np.float32)
     k = max(7, int(round(side / 120)) | 1)  # structures thinner than about k/2 px count as lines/spots
     scale = settings.threshold_scale()
     sigma = _noise_sigma(gray)
     t = max(0.10, 6.0 * sigma) * scale
-    mask = np.zeros((h, w), bool)
     white_th = gray - cv2.morphologyEx(gray, cv2.MORPH_OPEN, _ellipse(k))
     black_th = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, _ellipse(k)) - gray
     keep_out = None
@@ -152,6 +162,10 @@ def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
 
     protect: (x, y, radius) discs where spots and dark lines are not flagged (eyes, mouths).
     """
+    if settings.detector != "classical":
+        learned = learned_detector(required=settings.detector == "learned")
+        if learned is not None:
+            return _learned_damage(learned, rgb, settings, protect, tile, overlap)
     h, w = rgb.shape[:2]
     if max(h, w) <= tile:
         return detect_damage_tile(rgb, settings, protect)
@@ -164,6 +178,47 @@ def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
             local = [(x - xa, y - ya, r) for x, y, r in (protect or [])]
             m = detect_damage_tile(rgb[ya:yb, xa:xb], settings, local)
             mask[y0:min(h, y0 + step), x0:min(w, x0 + step)] = m[y0 - ya:y0 - ya + min(step, h - y0), x0 - xa:x0 - xa + min(step, w - x0)]
+    return mask
+
+
+_LEARNED: dict = {}
+_LEARNED_LOCK = threading.Lock()
+
+
+def learned_detector(required: bool = False):
+    """The learned detector with the shipped weights (loaded once), or None when they are absent and
+    not `required` (then the classical detector is used)."""
+    from faceheal.masks.learned import DEFAULT_DAMAGE_WEIGHTS, LearnedDamageDetector
+
+    with _LEARNED_LOCK:  # restore's loader threads may ask at once
+        if "detector" not in _LEARNED:
+            if not DEFAULT_DAMAGE_WEIGHTS.is_file() and not required:
+                return None
+            _LEARNED["detector"] = LearnedDamageDetector(DEFAULT_DAMAGE_WEIGHTS)
+        return _LEARNED["detector"]
+
+
+def _learned_damage(learned, pixels: np.ndarray, settings: DamageSettings, protect, tile: int, overlap: int) -> np.ndarray:
+    mask = learned.mask(pixels, learned.threshold(settings.sensitivity), tile)
+    h, w = mask.shape
+    if protect and mask.any():
+        # catchlights and lip corners: small blobs inside the eye and mouth discs are not dust
+        keep_out = np.zeros((h, w), np.uint8)
+        for x, y, r in protect:
+            cv2.circle(keep_out, (int(round(x)), int(round(y))), max(1, int(round(r))), 1, -1)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        side = min(h, w)
+        small = stats[:, cv2.CC_STAT_AREA] <= max(9, (side // 60) ** 2)
+        inside = np.bincount(labels[keep_out > 0], minlength=n) > 0
+        drop = small & inside
+        drop[0] = False
+        mask &= ~drop[labels]
+    if settings.painted:
+        paint_only = DamageSettings(sensitivity=settings.sensitivity, scratches=False, dust=False, painted=True,
+                                    detector="classical")
+        mask |= detect_damage(pixels, paint_only, None, tile, overlap)
+    if mask.any():  # cover the soft edges of a scratch, as the classical detector does
+        mask = cv2.dilate(mask.astype(np.uint8), _ellipse(3)) > 0
     return mask
 
 
@@ -187,7 +242,8 @@ def overlay(rgb8: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: flo
     return out.astype(np.uint8)
 
 
-def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool = False, faces_only: bool = False):
+def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool = False, faces_only: bool = False,
+                detector: str = "auto"):
     """`faceheal mask`: for each source, write `<out>/<relative>.png` (white = damaged), and the
     review overlay when asked. Yields (source, error or None); the batch goes on after a failure."""
     from pathlib import Path
@@ -199,7 +255,7 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     from faceheal.sources import output_path
 
     detector = MtcnnDetector()
-    settings = DamageSettings(sensitivity=sensitivity)
+    settings = DamageSettings(sensitivity=sensitivity, detector=detector)
     for src in sources:
         try:
             pic = read_image(src.path)

@@ -106,7 +106,10 @@ def classical_prior(images: np.ndarray, holes: np.ndarray, kind: str = "telea") 
     def fill(i: int) -> None:
         out[i] = classical_fill(images[i], holes[i], radius=3)
 
-    if len(todo) > 1:  # OpenCV releases the GIL: crops fill in parallel
+    import torch.utils.data
+
+    in_worker = torch.utils.data.get_worker_info() is not None  # DataLoader workers already run in parallel
+    if len(todo) > 1 and not in_worker:  # OpenCV releases the GIL: crops fill in parallel
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:

@@ -148,8 +148,9 @@ class StepBatches(torch.utils.data.Dataset):
 
 def pack(source: Path, out: Path, size: int = 128, limit: int | None = None, quality: int = 90) -> dict:
     """A compact copy of a prepared folder for carrying to a GPU machine: crops as JPEG and labels as
-    PNG, concatenated (`images.pack`, `labels.pack`, offsets in `pack.npz`), at `size`, optionally a
-    seeded subset; the held-out split is left out entirely (it stays for evaluation)."""
+    PNG, concatenated (`images.pack`, `labels.pack`, offsets in `pack.npz`), at `size`. `limit` takes a
+    seeded subset of the training crops; the held-out crops all travel, still marked held out, so the
+    run's validation curve uses the same faces as a run on the full folder (training never sees them)."""
     import cv2
 
     source, out = Path(source), Path(out)
@@ -160,6 +161,8 @@ def pack(source: Path, out: Path, size: int = 128, limit: int | None = None, qua
     keep = [i for i, e in enumerate(meta["items"]) if e["split"] == "train"]
     if limit:
         keep = sorted(np.random.default_rng(0).choice(keep, min(limit, len(keep)), replace=False).tolist())
+    held_out = [i for i, e in enumerate(meta["items"]) if e["split"] != "train"]
+    keep = sorted(keep + held_out)
     out.mkdir(parents=True, exist_ok=True)
     img_chunks, lab_chunks, img_off, lab_off = [], [], [0], [0]
     for i in keep:
@@ -178,4 +181,5 @@ def pack(source: Path, out: Path, size: int = 128, limit: int | None = None, qua
     (out / "index.json").write_text(json.dumps({"summary": {"size": size, "count": len(items), "packed_from": str(source)},
                                                 "items": items}))
     total = sum((out / f).stat().st_size for f in ("images.pack", "labels.pack", "pack.npz", "index.json"))
-    return {"count": len(items), "size": size, "mib": round(total / 2 ** 20, 1)}
+    return {"count": len(items) - len(held_out), "held_out": len(held_out), "size": size,
+            "mib": round(total / 2 ** 20, 1)}

@@ -1,0 +1,159 @@
+"""The learned damage detector: a small fully convolutional network that maps a photo to a per-pixel
+probability of damage (scratch, crack, dust, missing or painted area).
+
+Why this shape: archival scans are large (2000-10000 px), the damage is thin (1-4 px at the scan's
+resolution) and the machine may have two CPU cores. So the network spends almost nothing at full
+resolution (one 3x3 layer in, two 1x1 layers out) and does its thinking at 1/2 to 1/8 resolution,
+where dilated layers see about 100 px of context: enough to tell a long crack from an eyelash, a
+dust speck from a catchlight, a torn-off corner from a white shirt. Its first input channels are the
+classical cues (white and black top-hats, chroma) computed in torch, so training and inference see
+exactly the same thing on any device. About 2,600 multiply-adds per pixel.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from faceheal.errors import WeightsError
+
+DEFAULT_DAMAGE_WEIGHTS = Path(__file__).resolve().parent.parent.parent / "weights" / "faceheal-damage.pt"
+LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class DamageNetConfig:
+    widths: tuple[int, int, int, int] = (8, 16, 32, 32)  # full, 1/2, 1/4, 1/8 resolution
+    tophat: int = 7  # structures thinner than about this many pixels stand out in the cue channels
+
+
+def cue_channels(rgb: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, 4, H, W): luma, white top-hat, black top-hat, chroma."""
+    gray = (rgb * torch.tensor(LUMA, device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    pad = k // 2
+
+    def dilate(x):
+        return F.max_pool2d(F.pad(x, (pad,) * 4, mode="replicate"), k, stride=1)
+
+    def erode(x):
+        return -dilate(-x)
+
+    white = gray - dilate(erode(gray))  # opening removes bright thin things
+    black = erode(dilate(gray)) - gray  # closing removes dark thin things
+    chroma = rgb.amax(1, keepdim=True) - rgb.amin(1, keepdim=True)
+    return torch.cat([gray, white * 4, black * 4, chroma], 1)
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class DamageNet(nn.Module):
+    def __init__(self, config: DamageNetConfig = DamageNetConfig()):
+        super().__init__()
+        self.config = config
+        c0, c1, c2, c3 = config.widths
+        self.enc0 = _conv(4, c0)
+        self.enc1 = _conv(c0, c1, stride=2)
+        self.enc2 = _conv(c1, c2, stride=2)
+        self.enc3 = _conv(c2, c3, stride=2)
+        self.mid = nn.Sequential(_conv(c3, c3, dilation=2), _conv(c3, c3, dilation=4))
+        self.dec2 = _conv(c3 + c2, c1)
+        self.dec1 = _conv(c1 + c1, c0)
+        self.head = nn.Sequential(nn.Conv2d(c0 + c0, c0, 1), nn.ReLU(inplace=True), nn.Conv2d(c0, 1, 1))
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, 1, H, W) damage logits. Any H, W (padded to a multiple of 8)."""
+        h, w = rgb.shape[-2:]
+        ph, pw = (-h) % 8, (-w) % 8
+        if ph or pw:
+            rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
+        x0 = self.enc0(cue_channels(rgb, self.config.tophat))
+        x1 = self.enc1(x0)
+        x2 = self.enc2(x1)
+        x3 = self.enc3(x2)
+        x3 = x3 + self.mid(x3)
+        up = lambda x, ref: F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)  # noqa: E731
+        d2 = self.dec2(torch.cat([up(x3, x2), x2], 1))
+        d1 = self.dec1(torch.cat([up(d2, x1), x1], 1))
+        out = self.head(torch.cat([up(d1, x0), x0], 1))
+        return out[..., :h, :w]
+
+
+def save_damage_net(model: DamageNet, path: Path, meta: dict | None = None) -> str:
+    """fp16 weights + config + meta, and a .sha256 file beside them."""
+    from faceheal.images import file_sha256
+
+    path = Path(path)
+    state = {k: (v.half() if v.is_floating_point() else v).cpu().clone() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(path.suffix + ".part")
+    torch.save({"config": asdict(model.config), "state_dict": state, "meta": meta or {}}, tmp)
+    tmp.replace(path)
+    digest = file_sha256(path)
+    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def load_damage_net(path: Path = DEFAULT_DAMAGE_WEIGHTS) -> tuple[DamageNet, dict]:
+    """Load safely (weights_only, SHA-256 checked); raises WeightsError with the reason."""
+    from faceheal.images import file_sha256
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"damage detector weights not found: {path}")
+    sha_file = path.with_name(path.name + ".sha256")
+    if sha_file.is_file() and sha_file.read_text().split()[0] != file_sha256(path):
+        raise WeightsError(f"{path}: SHA-256 does not match {sha_file.name} (corrupt or replaced file)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = payload["config"]
+        model = DamageNet(DamageNetConfig(widths=tuple(cfg["widths"]), tophat=int(cfg["tophat"])))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    except Exception as e:  # noqa: BLE001 - any unpickling/shape problem is a weights problem
+        raise WeightsError(f"{path}: not damage detector weights ({e})") from e
+    return model.eval(), payload.get("meta", {})
+
+
+class LearnedDamageDetector:
+    """Damage masks for whole photos, tiled so memory stays bounded on huge scans."""
+
+    def __init__(self, weights: Path = DEFAULT_DAMAGE_WEIGHTS, device: str = "cpu", tile: int = 1024, overlap: int = 48):
+        self.weights = Path(weights)
+        self.model, self.meta = load_damage_net(self.weights)
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.tile, self.overlap = tile, overlap
+
+    def threshold(self, sensitivity: float) -> float:
+        """Probability threshold: the held-out best at sensitivity 0.5, lower (more found) towards 1."""
+        base = float(self.meta.get("threshold", 0.5))
+        return float(np.interp(sensitivity, [0.0, 0.5, 1.0], [min(0.95, base + 0.3), base, max(0.05, base - 0.3)]))
+
+    @torch.inference_mode()
+    def mask(self, pixels: np.ndarray, threshold: float, tile: int | None = None) -> np.ndarray:
+        """(H, W) bool: probability of damage above `threshold`. `pixels`: float RGB in [0, 1] or
+        pixels as stored (uint8/uint16, gray or colour), converted tile by tile."""
+        from faceheal.images import to_float_rgb
+
+        h, w = pixels.shape[:2]
+        out = np.zeros((h, w), bool)
+        step = min(tile or self.tile, self.tile) - 2 * self.overlap
+        for y0 in range(0, h, step):
+            for x0 in range(0, w, step):
+                ya, xa = max(0, y0 - self.overlap), max(0, x0 - self.overlap)
+                yb, xb = min(h, y0 + step + self.overlap), min(w, x0 + step + self.overlap)
+                tile = pixels[ya:yb, xa:xb]
+                if tile.dtype != np.float32 or tile.ndim != 3 or tile.shape[2] != 3:
+                    tile = to_float_rgb(tile)
+                x = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None].to(self.device)
+                logits = self.model(x)[0, 0].cpu().numpy()
+                ye, xe = min(h, y0 + step), min(w, x0 + step)
+                # logit > log(t / (1 - t)) is probability > t, without the sigmoid over every pixel
+                cut = float(np.log(threshold / (1 - threshold)))
+                out[y0:ye, x0:xe] = logits[y0 - ya:ye - ya, x0 - xa:xe - xa] > cut
+        return out

@@ -1,0 +1,109 @@
+"""The learned damage detector: network, weights, training loop, and the shipped weights on real faces."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from faceheal.errors import WeightsError
+from faceheal.masks import damage as damage_module
+from faceheal.masks.damage import DamageSettings, detect_damage
+from faceheal.masks.learned import (DEFAULT_DAMAGE_WEIGHTS, DamageNet, LearnedDamageDetector, load_damage_net,
+                                    save_damage_net)
+from faceheal.masks.render import render_damage
+from faceheal.train.damage import DamageTrainConfig, DamageTrainer, damage_sample, f1_within
+from tests.conftest import EXAMPLES, read_rgb
+
+
+def test_network_keeps_any_size_and_weights_round_trip(tmp_path):
+    model = DamageNet().eval()
+    x = torch.rand(1, 3, 37, 53)
+    with torch.inference_mode():
+        y = model(x)
+    assert y.shape == (1, 1, 37, 53)
+    path = tmp_path / "d.pt"
+    save_damage_net(model, path, meta={"threshold": 0.4})
+    loaded, meta = load_damage_net(path)
+    assert meta["threshold"] == 0.4
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(x), y, atol=2e-2, rtol=0)  # fp16 storage
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(WeightsError):
+        load_damage_net(path)
+
+
+def test_tiled_mask_matches_one_pass(tmp_path):
+    model = DamageNet().eval()
+    path = tmp_path / "d.pt"
+    save_damage_net(model, path, meta={"threshold": 0.5})
+    det = LearnedDamageDetector(path)
+    img = np.random.default_rng(0).random((300, 420, 3)).astype(np.float32)
+    whole = det.mask(img, 0.5)
+    tiled = det.mask(img, 0.5, tile=160)
+    assert (whole != tiled).mean() < 0.01  # the overlap hides tile edges
+
+
+def test_training_samples_are_damaged_where_the_truth_says():
+    face = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
+    rng = np.random.default_rng(0)
+    for kind in ("scratches", "missing", "dust", "painted"):
+        rgb, truth = damage_sample(face, rng, size=128, kinds=(kind,))
+        assert rgb.shape == (128, 128, 3) and truth.shape == (128, 128) and truth.any()
+
+
+def test_damage_training_runs_resumes_and_keeps_the_best(tmp_path):
+    data = tmp_path / "prep"
+    data.mkdir()
+    face = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
+    import cv2
+    face = cv2.resize(face, (128, 128), interpolation=cv2.INTER_AREA)
+    np.save(data / "images.npy", np.stack([np.roll(face, i * 5, axis=1) for i in range(6)]))
+    items = [{"source": f"{i}.png", "split": "test" if i < 2 else "train", "labels": "none"} for i in range(6)]
+    (data / "index.json").write_text(json.dumps({"items": items}))
+    cfg = DamageTrainConfig(data=str(data), out=str(tmp_path / "run"), size=64, batch_size=4, steps=3, val_count=2)
+    result = DamageTrainer(cfg).run()
+    assert result["step"] == 3 and 0 <= result["f1"]["scratches"] <= 1
+    assert (tmp_path / "run" / "damage.pt").is_file()
+    again = DamageTrainer(DamageTrainConfig(**{**cfg.__dict__, "steps": 5}))
+    assert again.resume() and again.step == 3
+    assert again.run()["step"] == 5
+    assert load_damage_net(tmp_path / "run" / "damage.pt")[1]["step"] in (3, 5)
+
+
+def test_auto_falls_back_to_classical_and_learned_insists(monkeypatch, tmp_path):
+    monkeypatch.setattr("faceheal.masks.learned.DEFAULT_DAMAGE_WEIGHTS", tmp_path / "absent.pt")
+    monkeypatch.setattr(damage_module, "_LEARNED", {})
+    img = np.full((120, 120, 3), 0.4, np.float32)
+    img[60, 10:110] = 1.0
+    auto = detect_damage(img, DamageSettings(detector="auto"))
+    classical = detect_damage(img, DamageSettings(detector="classical"))
+    np.testing.assert_array_equal(auto, classical)
+    with pytest.raises(WeightsError):
+        detect_damage(img, DamageSettings(detector="learned"))
+
+
+@pytest.mark.skipif(not DEFAULT_DAMAGE_WEIGHTS.is_file(), reason="no shipped damage detector weights")
+def test_shipped_detector_finds_rendered_damage_on_faces_it_never_saw():
+    """The shipped aligned examples (not in training), their painted strokes filled in first: rendered
+    scratches and missing areas are found, and little else is flagged."""
+    import cv2
+
+    settings = DamageSettings(detector="learned")
+    rng = np.random.default_rng(7)
+    for name in ("bopbtl_old_c.png", "bopbtl_old_g.png"):
+        painted = read_rgb(EXAMPLES / "aligned" / name)
+        strokes = cv2.imread(str(EXAMPLES / "aligned_masks" / name), cv2.IMREAD_GRAYSCALE) > 127
+        strokes = cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8))
+        face = cv2.inpaint(painted, strokes, 5, cv2.INPAINT_TELEA).astype(np.float32) / 255
+        before = detect_damage(face, settings)
+        scores = {kind: [] for kind in ("scratches", "missing")}
+        for kind in scores:
+            for _ in range(4):
+                damaged, truth = render_damage(face, kind, rng)
+                found = detect_damage(damaged, settings) & ~before
+                scores[kind].append(f1_within(found, truth)[2])
+        assert before.mean() < 0.05, (name, before.mean())
+        assert np.mean(scores["scratches"]) > 0.6, (name, scores)
+        assert np.mean(scores["missing"]) > 0.6, (name, scores)
