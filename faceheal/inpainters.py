@@ -29,8 +29,13 @@ class Inpainter(Protocol):
     name: str
     crop_size: int
 
-    def inpaint(self, crops: np.ndarray, holes: np.ndarray) -> InpaintResult:
-        """crops (B, S, S, 3) float32 in [0, 1]; holes (B, S, S) bool, True = repaint."""
+    def inpaint(self, crops: np.ndarray, holes: np.ndarray, priors: np.ndarray | None = None) -> InpaintResult:
+        """crops (B, S, S, 3) float32 in [0, 1]; holes (B, S, S) bool, True = repaint; priors: the
+        per-crop classical fills from `prior_for` when the backend wants them (else computed here)."""
+        ...
+
+    def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray | None:
+        """Per-crop CPU work the backend needs, done by restore's loader threads ahead of the model."""
         ...
 
     def describe(self) -> dict: ...
@@ -46,7 +51,10 @@ class TeleaInpainter:
         self.radius = radius
         self.method = method
 
-    def inpaint(self, crops: np.ndarray, holes: np.ndarray) -> InpaintResult:
+    def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> None:
+        return None
+
+    def inpaint(self, crops: np.ndarray, holes: np.ndarray, priors: np.ndarray | None = None) -> InpaintResult:
         out = crops.copy()
         for i, (crop, hole) in enumerate(zip(crops, holes)):
             if hole.any():
@@ -92,7 +100,15 @@ class GeneratorInpainter:
         self.crop_size = self.model.config.size
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
 
-    def inpaint(self, crops: np.ndarray, holes: np.ndarray) -> InpaintResult:
+    def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray | None:
+        """The classical fill stage 2 starts from (OpenCV Telea, CPU), for one crop."""
+        from faceheal.model.generator import classical_prior
+
+        if self.model.config.prior == "push-pull" or not hole.any():
+            return None
+        return classical_prior(crop[None], hole[None], self.model.config.prior)[0]
+
+    def inpaint(self, crops: np.ndarray, holes: np.ndarray, priors: np.ndarray | None = None) -> InpaintResult:
         from faceheal.model.generator import prior_tensor
 
         torch = self.torch
@@ -103,7 +119,12 @@ class GeneratorInpainter:
                 m = torch.from_numpy(np.ascontiguousarray(holes[s:s + self.batch_size]))[:, None].float()
                 x = x.to(self.device, non_blocking=True) * 2 - 1
                 m = m.to(self.device, non_blocking=True)
-                out = self.model(x, m, prior_tensor(self.model, x, m))
+                if priors is not None:  # computed ahead by the loader threads
+                    p = torch.from_numpy(np.ascontiguousarray(priors[s:s + self.batch_size])).permute(0, 3, 1, 2)
+                    p = p.to(self.device, non_blocking=True) * 2 - 1
+                else:
+                    p = prior_tensor(self.model, x, m)
+                out = self.model(x, m, p)
                 y = ((out["composed"].clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy()
                 lay = torch.nn.functional.interpolate(out["layout"], size=x.shape[-2:], mode="bilinear",
                                                       align_corners=False).argmax(1).to(torch.uint8).cpu().numpy()

@@ -196,6 +196,11 @@ class Restorer:
                     raise NoFaceFound("no face found")
                 with self._timed("align"):
                     item.aligned = [align_face(display, item.hole, f.landmarks, size) for f in item.faces]
+            prior_for = getattr(self.inpainter, "prior_for", None)
+            if prior_for is not None:
+                with self._timed("prior"):
+                    for a in item.aligned:
+                        a.prior = prior_for(a.crop, a.hole)
         except FacehealError as e:
             item.error = e
         return item
@@ -352,9 +357,11 @@ class Restorer:
             layouts = [None] * len(crops)
             if todo:
                 try:
+                    priors = [crops[i].prior for i in todo]
                     with self._timed("inpaint"):
                         r = self.inpainter.inpaint(np.stack([crops[i].crop for i in todo]),
-                                                   np.stack([crops[i].hole for i in todo]))
+                                                   np.stack([crops[i].hole for i in todo]),
+                                                   np.stack(priors) if all(p is not None for p in priors) else None)
                 except (RuntimeError, MemoryError) as e:  # e.g. out of (GPU) memory: these photos fail, the run goes on
                     for g in good:
                         g.error = FacehealError(f"inpainting failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "

@@ -19,9 +19,9 @@ class Recording(TeleaInpainter):
         super().__init__()
         self.batches = []
 
-    def inpaint(self, crops, holes):
+    def inpaint(self, crops, holes, priors=None):
         self.batches.append(len(crops))
-        return super().inpaint(crops, holes)
+        return super().inpaint(crops, holes, priors)
 
 
 def test_crops_from_several_photos_share_one_batch(tmp_path, portrait, face_mask):
@@ -88,3 +88,17 @@ def test_parallel_loaders_give_the_same_outputs_in_input_order(tmp_path, portrai
     assert sorted(r.status for r in runs[3]) == ["error"] + ["ok"] * 6
     for i in range(6):
         assert (tmp_path / "out1" / f"{i}.png").read_bytes() == (tmp_path / "out3" / f"{i}.png").read_bytes()
+
+
+def test_priors_made_ahead_by_the_loaders_give_the_same_repair(portrait, face_mask):
+    """The generator's Telea prior is computed per crop in the loader threads; the result must be
+    what the model computes for itself from the batch."""
+    from faceheal.inpainters import GeneratorInpainter
+
+    gen = GeneratorInpainter(device="cpu")
+    rng = np.random.default_rng(0)
+    crops = rng.random((2, gen.crop_size, gen.crop_size, 3)).astype(np.float32)
+    holes = np.zeros((2, gen.crop_size, gen.crop_size), bool)
+    holes[:, 60:120, 80:200] = True
+    ahead = np.stack([gen.prior_for(c, h) for c, h in zip(crops, holes)])
+    np.testing.assert_allclose(gen.inpaint(crops, holes, ahead).images, gen.inpaint(crops, holes).images, atol=1e-6)

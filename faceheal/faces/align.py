@@ -54,6 +54,7 @@ class AlignedFace:
     crop: np.ndarray
     hole: np.ndarray
     matrix: np.ndarray
+    prior: np.ndarray | None = None  # the backend's per-crop classical fill, made by a loader thread
 
     @property
     def hole_ratio(self) -> float:
