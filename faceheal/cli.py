@@ -371,6 +371,7 @@ def train_damage(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
     seed: int = typer.Option(0, "--seed"),
+    backgrounds: Optional[List[Path]] = typer.Option(None, "--backgrounds", help="Folder of clean whole photos (scenes, text, clothes) to damage too; repeatable."),
 ) -> None:
     """Train the learned damage detector on synthetic damage rendered onto clean faces (resumable)."""
     from faceheal.train.damage import DamageTrainConfig, DamageTrainer
@@ -379,7 +380,8 @@ def train_damage(
         raise _usage("give --steps or --minutes")
     try:
         trainer = DamageTrainer(DamageTrainConfig(data=str(data), out=str(out), steps=steps, minutes=minutes,
-                                                  batch_size=batch_size, lr=lr, threads=threads, seed=seed))
+                                                  batch_size=batch_size, lr=lr, threads=threads, seed=seed,
+                                                  backgrounds=tuple(str(b) for b in backgrounds or ())))
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise _usage(f"{data}: {e}")
     if resume and trainer.resume():

@@ -35,9 +35,10 @@ def test_bright_scratches_on_a_real_photo_are_found(portrait, detector):
     damaged = img.copy()
     damaged[truth] = np.clip(damaged[truth] + 0.45, 0, 1)
     found = detect_damage(damaged, DamageSettings(detector=detector))
-    assert _f1(found, truth) > 0.6
-    # nothing new flagged away from the added scratches (the photo's own real cracks aside)
-    real = detect_damage(img, DamageSettings(detector=detector))
+    # the photo's own real cracks (found on the undamaged photo) are neither hits nor false alarms
+    real = detect_damage(img, DamageSettings(detector=detector)) & ~truth
+    assert _f1(found & ~real, truth) > 0.6
+    # nothing new flagged away from the added scratches
     near = cv2.dilate(truth.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     assert (found & ~near & ~real).mean() < 0.005
 

@@ -54,6 +54,33 @@ def render_painted(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     return out, m
 
 
+_WORDS = ("MOULIN ROUGE", "MATINEE", "1927", "HOTEL", "No. 42", "STUDIO", "Cafe", "PARIS", "photo", "XII", "A B C")
+
+
+def _picture_lines(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Thin bright or dark things that belong to the picture (signs, lettering, window bars): drawn
+    before the damage and never labelled, so the detector learns that thin is not enough."""
+    h, w = rgb.shape[:2]
+    out = rgb.copy()
+    for _ in range(int(rng.integers(1, 4))):
+        colour = rng.uniform(0.85, 1.0, 3) if rng.random() < 0.6 else rng.uniform(0, 1, 3)
+        ink = np.zeros((h, w), np.uint8)  # drawn as 8-bit coverage, then blended in the colour
+        if rng.random() < 0.7:
+            text = _WORDS[int(rng.integers(len(_WORDS)))]
+            cv2.putText(ink, text, (int(rng.integers(-20, w // 2)), int(rng.integers(10, h))),
+                        int(rng.choice([0, 1, 2, 3, 4, 6])), float(rng.uniform(0.3, 1.2)), 255,
+                        int(rng.integers(1, 3)), cv2.LINE_AA)
+        else:  # a small grid: window bars, a fence, a lattice
+            x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+            step, n = int(rng.integers(4, 12)), int(rng.integers(3, 8))
+            for i in range(n):
+                cv2.line(ink, (x0 + i * step, y0), (x0 + i * step, y0 + n * step), 255, 1, cv2.LINE_AA)
+                cv2.line(ink, (x0, y0 + i * step), (x0 + n * step, y0 + i * step), 255, 1, cv2.LINE_AA)
+        a = (ink.astype(np.float32) / 255)[..., None]
+        out = out * (1 - a) + colour.astype(np.float32) * a
+    return out.astype(np.float32)
+
+
 def _scanner(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Grain, blur and JPEG after the damage, as a scan of a damaged print has them."""
     if rng.random() < 0.5:
@@ -78,6 +105,8 @@ def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
     if rng.random() < 0.5:
         rgb = rgb[:, ::-1]
     rgb = np.ascontiguousarray(rgb, np.float32)
+    if rng.random() < 0.2:
+        rgb = _picture_lines(rgb, rng)
     truth = np.zeros((size, size), bool)
     if kinds is None:
         kinds = () if rng.random() < 1 / 6 else tuple(
@@ -97,6 +126,24 @@ def _faces(data: Path, split: str) -> np.ndarray:
     index = json.loads((Path(data) / "index.json").read_text())["items"]
     images = np.load(Path(data) / "images.npy", mmap_mode="r")
     return images, np.array([i for i, e in enumerate(index) if e["split"] == split], np.int64)
+
+
+def _load_backgrounds(folder: Path, max_side: int = 1024) -> list[np.ndarray]:
+    """Every readable photo under `folder` as uint8 RGB, long side at most `max_side`."""
+    from faceheal.images import read_image, to_rgb8
+
+    out = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            rgb = to_rgb8(read_image(path).display())
+        except Exception:  # noqa: BLE001 - not an image: skip it
+            continue
+        s = min(1.0, max_side / max(rgb.shape[:2]))
+        if s < 1:
+            rgb = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        if min(rgb.shape[:2]) >= 256:
+            out.append(np.ascontiguousarray(rgb))
+    return out
 
 
 def f1_within(found: np.ndarray, truth: np.ndarray, tol: int = 1) -> tuple[float, float, float]:
@@ -122,6 +169,8 @@ class DamageTrainConfig:
     seed: int = 0
     threads: int | None = None
     val_count: int = 48  # held-out faces per kind (at 256, whole crops)
+    backgrounds: tuple[str, ...] = ()  # folders of clean whole photos: scenes, clothes, text, not just faces
+    background_share: float = 0.35
 
 
 class DamageTrainer:
@@ -133,6 +182,7 @@ class DamageTrainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.images, self.train_idx = _faces(Path(cfg.data), "train")
+        self.backgrounds = [im for folder in cfg.backgrounds for im in _load_backgrounds(Path(folder))]
         _, test_idx = _faces(Path(cfg.data), "test")
         self.model = DamageNet(DamageNetConfig())
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -160,10 +210,14 @@ class DamageTrainer:
         self.step, self.elapsed, self.best = int(state["step"]), float(state["elapsed"]), float(state["best"])
         return True
 
+    def _clean(self, rng: np.random.Generator) -> np.ndarray:
+        if self.backgrounds and rng.random() < self.cfg.background_share:
+            return self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+        return np.asarray(self.images[self.train_idx[int(rng.integers(len(self.train_idx)))]])
+
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step])
-        pairs = [damage_sample(np.asarray(self.images[i]), rng, self.cfg.size)
-                 for i in self.train_idx[rng.integers(0, len(self.train_idx), self.cfg.batch_size)]]
+        pairs = [damage_sample(self._clean(rng), rng, self.cfg.size) for _ in range(self.cfg.batch_size)]
         x = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2)
         y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].float()
         return x, y
