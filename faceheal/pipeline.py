@@ -7,6 +7,7 @@ atomically. `restore_image` is the same thing for one in-memory image, for use f
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from contextlib import contextmanager
@@ -329,6 +330,8 @@ class Restorer:
                     results.append(r)
                     if on_result:
                         on_result(r)
+                del group
+                _release_freed_memory()
         return results
 
     def _skip_done(self, sources: Iterable[Source], out_dir: Path, on_result, results) -> Iterator[Source]:
@@ -440,6 +443,26 @@ def copy_exact(src: Path, dst: Path) -> None:
     if Path(dst).exists() and Path(dst).resolve() == Path(src).resolve():
         return
     write_atomic(dst, data)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc_malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+def _release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS after each batch of photos. glibc keeps them otherwise,
+    and photos of many sizes decoded in several threads fragment its arenas: RSS crept up by about
+    300 MB over 400 photos without this (benchmarks/bench_restore.py)."""
+    trim = _libc_malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _prefetch(pool: ThreadPoolExecutor, fn, items: Iterable, lookahead: int) -> Iterator:
