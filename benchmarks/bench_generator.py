@@ -1,9 +1,9 @@
 """Throughput of the generator alone (no detection, no I/O) by batch size and precision.
 
 `bench_restore.py` measures the whole command; this one isolates the network so the precision and
-batch defaults of `GeneratorInpainter` can be chosen from numbers: crops/s for fp32, TF32 (CUDA) and
-bf16 autocast (CUDA), how far each lands from fp32 in 8-bit levels, and the cost of the OpenCV
-Telea prior that stage 2 takes (computed on the CPU, threaded). Results go to
+batch defaults of `GeneratorInpainter` can be chosen from numbers: crops/s for fp32, TF32, bf16 and
+fp16 autocast (CUDA), how far each lands from fp32 in 8-bit levels, and the cost of the OpenCV
+Telea prior that stage 2 takes (computed on the CPU). Results go to
 benchmarks/results/bench_generator_{cpu,cuda}.{json,md}.
 
     python benchmarks/bench_generator.py [--device cpu|cuda] [--batch 8 32 64 128] [--seconds 3]
@@ -64,6 +64,8 @@ def main() -> None:
     cuda = dev.type == "cuda"
     batches = args.batch or ([16, 64, 128, 256] if cuda else [1, 8])
     model = load_generator(args.weights)[0].to(dev).eval()
+    if not cuda:  # as restore runs it on the CPU
+        model = model.to(memory_format=torch.channels_last)
     size = model.config.size
     crops, holes = sample_batch(max(batches), size)
     sync = torch.cuda.synchronize if cuda else (lambda: None)

@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--loaders", type=int, default=None, help="restore --loaders (default: restore's own)")
+    ap.add_argument("--tag", default=None, help="results file suffix (default: cpu or cuda)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     import torch
@@ -143,7 +144,7 @@ def main() -> None:
               "matmul_gflops": round(machine_gflops, 1), "runs": runs,
               "note": "peak RSS is the largest child process so far (getrusage RUSAGE_CHILDREN: a running maximum)"}
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = "cuda" if args.device.startswith("cuda") else "cpu"
+    tag = args.tag or ("cuda" if args.device.startswith("cuda") else "cpu")
     (args.out / f"bench_restore_{tag}.json").write_text(json.dumps(result, indent=1))
     lines = [f"# faceheal restore benchmark ({machine['device']})", "",
              f"{machine['platform']}, torch {machine['torch']}; generator {gflops_crop:.2f} GFLOPs per 256 crop; "

@@ -73,7 +73,6 @@ def restore(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: the shipped ones)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Faces per model batch (default 8 on CPU, 64 on CUDA)."),
-    runtime: str = typer.Option("auto", "--runtime", help="Generator runtime: auto (ONNX Runtime on CPU when installed), torch or onnx."),
     loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model (default 1 on CPU, up to 8 on CUDA)."),
     detector: str = typer.Option("mtcnn", "--detector", help="Face detector (mtcnn)."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
@@ -116,7 +115,7 @@ def restore(
             raise UsageError("no input images found")
         sources = shard(all_sources, shard_spec)
         from faceheal.inpainters import make_inpainter
-        inpainter = make_inpainter(model, weights, device, batch_size, runtime)
+        inpainter = make_inpainter(model, weights, device, batch_size)
         det = None
         if not aligned:
             from faceheal.faces.detect import make_detector
@@ -133,7 +132,7 @@ def restore(
         from faceheal.pipeline import auto_damage_mask
         damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
         mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector))
-        parameters = {"model": model, "device": device, "runtime": runtime, "batch_size": batch_size, "detector": detector,
+        parameters = {"model": model, "device": device, "batch_size": batch_size, "detector": detector,
                       "min_face": min_face, "change_radius": change_radius, "fill_outside": fill_outside,
                       "aligned": aligned, "sensitivity": sensitivity if mask_source.is_auto else None,
                       "damage_detector": damage_resolved,

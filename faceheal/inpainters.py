@@ -82,8 +82,7 @@ class GeneratorInpainter:
 
     name = "generator"
 
-    def __init__(self, weights: Path = DEFAULT_WEIGHTS, device: str = "auto", batch_size: int | None = None,
-                 runtime: str = "auto"):
+    def __init__(self, weights: Path = DEFAULT_WEIGHTS, device: str = "auto", batch_size: int | None = None):
         import torch
 
         from faceheal.model.generator import load_generator
@@ -100,22 +99,6 @@ class GeneratorInpainter:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.crop_size = self.model.config.size
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
-        self.onnx = self._onnx_runtime(runtime)
-
-    def _onnx_runtime(self, runtime: str):
-        """ONNX Runtime for CPU inference when it is installed (1.4x eager PyTorch here), else None."""
-        from faceheal import onnx_runtime
-
-        if runtime not in ("auto", "torch", "onnx"):
-            raise UsageError(f"--runtime {runtime!r}: choose auto, torch or onnx")
-        usable = self.device.type == "cpu" and self.model.config.prior != "push-pull"
-        if runtime == "onnx" and not (usable and onnx_runtime.available()):
-            raise UsageError("--runtime onnx needs the CPU device and the onnxruntime package")
-        if runtime == "torch" or not usable or not onnx_runtime.available():
-            return None
-        from faceheal.images import file_sha256
-
-        return onnx_runtime.OnnxGenerator(self.model, file_sha256(self.weights))
 
     def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray | None:
         """The classical fill stage 2 starts from (OpenCV Telea, CPU), for one crop."""
@@ -141,20 +124,9 @@ class GeneratorInpainter:
                     p = p.to(self.device, non_blocking=True) * 2 - 1
                 else:
                     p = prior_tensor(self.model, x, m)
-                composed = None
-                if self.onnx is not None:
-                    try:
-                        composed, layout = (torch.from_numpy(a) for a in self.onnx(x.numpy(), m.numpy(), p.numpy()))
-                    except Exception as e:  # noqa: BLE001 - export or runtime trouble: PyTorch gives the same result
-                        import sys
-                        print(f"faceheal: ONNX Runtime failed ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
-                              "using PyTorch", file=sys.stderr)
-                        self.onnx = None
-                if composed is None:
-                    out = self.model(x, m, p)
-                    composed, layout = out["composed"], out["layout"]
-                y = ((composed.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy()
-                lay = torch.nn.functional.interpolate(layout, size=x.shape[-2:], mode="bilinear",
+                out = self.model(x, m, p)
+                y = ((out["composed"].clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy()
+                lay = torch.nn.functional.interpolate(out["layout"], size=x.shape[-2:], mode="bilinear",
                                                       align_corners=False).argmax(1).to(torch.uint8).cpu().numpy()
                 images.append(y)
                 layouts.append(lay)
@@ -167,14 +139,12 @@ class GeneratorInpainter:
         from faceheal.images import file_sha256
 
         return {"model": "faceheal-two-stage", "weights": str(self.weights),
-                "weights_sha256": file_sha256(self.weights), "device": str(self.device),
-                "runtime": "onnxruntime" if self.onnx is not None else "torch", **self.meta}
+                "weights_sha256": file_sha256(self.weights), "device": str(self.device), **self.meta}
 
 
-def make_inpainter(name: str, weights: Path | None = None, device: str = "auto", batch_size: int | None = None,
-                   runtime: str = "auto") -> Inpainter:
+def make_inpainter(name: str, weights: Path | None = None, device: str = "auto", batch_size: int | None = None) -> Inpainter:
     if name == "telea":
         return TeleaInpainter()
     if name == "generator":
-        return GeneratorInpainter(weights or DEFAULT_WEIGHTS, device, batch_size, runtime)
+        return GeneratorInpainter(weights or DEFAULT_WEIGHTS, device, batch_size)
     raise UsageError(f"unknown --model {name!r} (choose generator or telea)")
