@@ -485,14 +485,17 @@ def info() -> None:
         print(f"device cuda ({torch.cuda.get_device_name(0)}), {torch.cuda.device_count()} GPU(s)")
     else:
         print(f"device cpu ({torch.get_num_threads()} threads)")
-    if DEFAULT_WEIGHTS.is_file():
-        sha_file = DEFAULT_WEIGHTS.with_name(DEFAULT_WEIGHTS.name + ".sha256")
-        actual = file_sha256(DEFAULT_WEIGHTS)
-        recorded = sha_file.read_text().split()[0] if sha_file.is_file() else None
-        state = "verified" if recorded == actual else "MISMATCH with " + str(recorded)
-        print(f"weights {DEFAULT_WEIGHTS} sha256 {actual} ({state})")
-    else:
-        print(f"weights {DEFAULT_WEIGHTS}: missing")
+    from faceheal.masks.learned import DEFAULT_DAMAGE_WEIGHTS
+
+    for what, path in (("generator", DEFAULT_WEIGHTS), ("damage detector", DEFAULT_DAMAGE_WEIGHTS)):
+        if path.is_file():
+            sha_file = path.with_name(path.name + ".sha256")
+            actual = file_sha256(path)
+            recorded = sha_file.read_text().split()[0] if sha_file.is_file() else None
+            state = "verified" if recorded == actual else "MISMATCH with " + str(recorded)
+            print(f"{what} weights {path} sha256 {actual} ({state})")
+        else:
+            print(f"{what} weights {path}: missing")
 
 
 def main() -> None:

@@ -157,7 +157,9 @@ def test_jpeg_in_jpeg_out(tmp_path, portrait, face_mask):
 def test_info_prints_versions_and_weights_checksum():
     r = runner.invoke(app, ["info"])
     assert r.exit_code == 0
-    assert "faceheal" in r.stdout and "torch" in r.stdout and "weights" in r.stdout
+    assert "faceheal" in r.stdout and "torch" in r.stdout
+    assert "generator weights" in r.stdout and "damage detector weights" in r.stdout
+    assert "MISMATCH" not in r.stdout
 
 
 def test_python_dash_m_entry_point(tmp_path):
