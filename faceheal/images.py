@@ -84,9 +84,19 @@ def to_float_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb
 
 
-def to_rgb8(pixels: np.ndarray) -> np.ndarray:
-    """Stored pixels -> (H, W, 3) uint8 RGB, for the detector."""
-    return np.clip(to_float_rgb(pixels) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+def to_rgb8(pixels: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """Stored pixels -> (H, W, 3) uint8 RGB (detector input, overlays), in integer arithmetic and in
+    blocks of rows: a 100-megapixel scan never gets a float copy (1.2 GB) just to be looked at."""
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    colour = pixels[..., :1] if pixels.shape[2] in (1, 2) else pixels[..., :3]
+    out = np.empty(colour.shape[:2] + (3,), np.uint8)
+    for y in range(0, colour.shape[0], rows):
+        block = colour[y:y + rows]
+        if block.dtype != np.uint8:  # 16-bit: round(v * 255 / 65535), exactly
+            block = ((block.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        out[y:y + rows] = block  # a gray channel broadcasts to all three
+    return out
 
 
 def from_float_rgb(rgb: np.ndarray, like: np.ndarray, where: np.ndarray) -> np.ndarray:

@@ -202,17 +202,28 @@ def _learned_damage(learned, pixels: np.ndarray, settings: DamageSettings, prote
     mask = learned.mask(pixels, learned.threshold(settings.sensitivity), tile)
     h, w = mask.shape
     if protect and mask.any():
-        # catchlights and lip corners: small blobs inside the eye and mouth discs are not dust
-        keep_out = np.zeros((h, w), np.uint8)
-        for x, y, r in protect:
-            cv2.circle(keep_out, (int(round(x)), int(round(y))), max(1, int(round(r))), 1, -1)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        # catchlights and lip corners: small blobs inside the eye and mouth discs are not dust.
+        # Looked at in a window around each disc only, so a huge scan needs no full-size label image.
         side = min(h, w)
-        small = stats[:, cv2.CC_STAT_AREA] <= max(9, (side // 60) ** 2)
-        inside = np.bincount(labels[keep_out > 0], minlength=n) > 0
-        drop = small & inside
-        drop[0] = False
-        mask &= ~drop[labels]
+        small = max(9, (side // 60) ** 2)
+        reach = int(np.sqrt(small)) + 2
+        for x, y, r in protect:
+            x0, y0 = max(0, int(x - r) - reach), max(0, int(y - r) - reach)
+            x1, y1 = min(w, int(x + r) + reach + 1), min(h, int(y + r) + reach + 1)
+            if x0 >= x1 or y0 >= y1 or not mask[y0:y1, x0:x1].any():
+                continue
+            window = mask[y0:y1, x0:x1]
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(window.astype(np.uint8), connectivity=8)
+            disc = np.zeros(window.shape, np.uint8)
+            cv2.circle(disc, (int(round(x)) - x0, int(round(y)) - y0), max(1, int(round(r))), 1, -1)
+            inside = np.bincount(labels[disc > 0], minlength=n) > 0
+            left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+            touches_edge = ((left == 0) & (x0 > 0)) | ((top == 0) & (y0 > 0)) | \
+                ((left + stats[:, cv2.CC_STAT_WIDTH] == x1 - x0) & (x1 < w)) | \
+                ((top + stats[:, cv2.CC_STAT_HEIGHT] == y1 - y0) & (y1 < h))
+            drop = (stats[:, cv2.CC_STAT_AREA] <= small) & inside & ~touches_edge  # whole blob seen, and small
+            drop[0] = False
+            window &= ~drop[labels]
     if settings.painted:
         paint_only = DamageSettings(sensitivity=settings.sensitivity, scratches=False, dust=False, painted=True,
                                     detector="classical")
@@ -236,10 +247,11 @@ def protected_discs(landmarks: list[np.ndarray]) -> list[tuple[float, float, flo
 
 
 def overlay(rgb8: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: float = 0.6) -> np.ndarray:
-    """Review image: the damage tinted over the photo (uint8 RGB)."""
-    out = rgb8.astype(np.float32).copy()
-    out[mask] = out[mask] * (1 - alpha) + np.array(colour, np.float32) * alpha
-    return out.astype(np.uint8)
+    """Review image: the damage tinted over the photo (uint8 RGB); only the damaged pixels are
+    computed in float."""
+    out = rgb8.copy()
+    out[mask] = (rgb8[mask].astype(np.float32) * (1 - alpha) + np.array(colour, np.float32) * alpha).astype(np.uint8)
+    return out
 
 
 def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool = False, faces_only: bool = False,
@@ -251,7 +263,8 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     from faceheal.errors import FacehealError
     from faceheal.faces.align import crop_region, similarity_transform, template
     from faceheal.faces.detect import MtcnnDetector
-    from faceheal.images import read_image, to_float_rgb, to_rgb8, write_atomic
+    from faceheal.images import read_image, to_rgb8, write_atomic
+    from faceheal.pipeline import detection_image
     from faceheal.sources import output_path
 
     detector = MtcnnDetector()
@@ -260,10 +273,11 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
         try:
             pic = read_image(src.path)
             display = pic.display()
-            rgb = to_float_rgb(display)
-            rgb8 = to_rgb8(display)
-            faces = detector.detect(rgb8)
-            mask = detect_damage(rgb, settings, protected_discs([f.landmarks for f in faces]))
+            small, scale = detection_image(display, 1600)
+            faces = [f.scaled(1 / scale) for f in detector.detect(small, scale)]
+            # the stored pixels go in as they are: the detectors convert tile by tile, so a huge scan
+            # never exists as one float copy (4x its 8-bit size, 12x for RGB float from gray)
+            mask = detect_damage(display, settings, protected_discs([f.landmarks for f in faces]))
             if faces_only:
                 inside = np.zeros(mask.shape, bool)
                 for f in faces:
@@ -275,7 +289,7 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
             ok, enc = cv2.imencode(".png", mask.astype(np.uint8) * 255)
             write_atomic(target, enc.tobytes())
             if with_overlay:
-                ok, enc = cv2.imencode(".png", overlay(rgb8, mask)[..., ::-1])
+                ok, enc = cv2.imencode(".png", overlay(to_rgb8(display), mask)[..., ::-1])
                 write_atomic(target.with_name(target.stem + ".overlay.png"), enc.tobytes())
             yield src, None
         except FacehealError as e:
