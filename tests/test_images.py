@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from faceheal.errors import UnreadableImage
-from faceheal.images import Picture, from_float_rgb, read_image, to_float_rgb, write_image
+from faceheal.images import Picture, from_float_rgb, read_image, to_float_rgb, to_rgb8, write_image
 from tests.conftest import write_png
 
 
@@ -71,3 +71,20 @@ def test_exif_orientation_display_and_store_are_inverse(tmp_path):
     for o in range(2, 9):
         p = Picture(arr, "PNG", orientation=o)
         np.testing.assert_array_equal(p.store(p.display()), arr)
+
+
+def test_to_rgb8_is_exact_rounding_in_integer_arithmetic():
+    """The detector's 8-bit view: round(v * 255 / max) for 8/16-bit gray, gray+alpha, RGB(A), with no
+    float copy of the photo (it runs in row blocks)."""
+    from faceheal.images import to_rgb8
+
+    rng = np.random.default_rng(0)
+    for arr in (rng.integers(0, 256, (50, 40, 3), dtype=np.uint8), rng.integers(0, 65536, (37, 21), dtype=np.uint16),
+                rng.integers(0, 65536, (3000, 7, 4), dtype=np.uint16), rng.integers(0, 256, (20, 9, 2), dtype=np.uint8)):
+        colour = arr[..., None] if arr.ndim == 2 else arr
+        colour = colour[..., :1] if colour.shape[2] in (1, 2) else colour[..., :3]
+        scale = 65535 if arr.dtype == np.uint16 else 255
+        expected = np.floor(colour.astype(np.float64) * 255 / scale + 0.5).astype(np.uint8)
+        out = to_rgb8(arr, rows=16)
+        assert out.shape == arr.shape[:2] + (3,) and out.dtype == np.uint8
+        np.testing.assert_array_equal(out, np.broadcast_to(expected, out.shape))
