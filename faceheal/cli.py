@@ -306,6 +306,23 @@ def prepare(
     print(json.dumps({k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary["skipped"])}))
 
 
+def _run_training(trainer, steps: int | None, label: str, describe) -> None:
+    """Run a trainer with a progress bar (on a terminal) showing `describe(running losses)`; print
+    the final result as one JSON line."""
+    progress = _progress(steps, False, label)
+
+    def on_step(step: int, losses) -> None:
+        if progress:
+            progress.update(0, completed=step, description=f"step {step} {describe(losses)}")
+
+    try:
+        result = trainer.run(on_step)
+    finally:
+        if progress:
+            progress.stop()
+    print(json.dumps(result))
+
+
 @app.command()
 def train(
     data: Path = typer.Option(..., "--data", help="A `faceheal prepare` folder."),
@@ -346,18 +363,7 @@ def train(
         raise _usage(str(e))
     if resume and trainer.resume():
         print(f"faceheal: resumed {out / 'last.pt'} at step {trainer.step}", file=sys.stderr)
-    progress = _progress(steps, False, f"training {phase}")
-
-    def on_step(step: int, losses: dict) -> None:
-        if progress:
-            progress.update(0, completed=step, description=f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-
-    try:
-        result = trainer.run(on_step)
-    finally:
-        if progress:
-            progress.stop()
-    print(json.dumps(result))
+    _run_training(trainer, steps, f"training {phase}", lambda losses: " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
 
 
 @app.command("train-damage")
@@ -386,18 +392,7 @@ def train_damage(
         raise _usage(f"{data}: {e}")
     if resume and trainer.resume():
         print(f"faceheal: resumed {out / 'last.pt'} at step {trainer.step}", file=sys.stderr)
-    progress = _progress(steps, False, "training damage detector")
-
-    def on_step(step: int, loss: float) -> None:
-        if progress:
-            progress.update(0, completed=step, description=f"step {step} loss {loss:.4f}")
-
-    try:
-        result = trainer.run(on_step)
-    finally:
-        if progress:
-            progress.stop()
-    print(json.dumps(result))
+    _run_training(trainer, steps, "training damage detector", lambda loss: f"loss {loss:.4f}")
 
 
 @app.command("pack")
