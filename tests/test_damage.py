@@ -7,6 +7,7 @@ import pytest
 
 from faceheal.masks.damage import DamageSettings, detect_damage, protected_discs
 from faceheal.masks.learned import DEFAULT_DAMAGE_WEIGHTS
+from faceheal.train.damage import f1_within
 
 
 @pytest.fixture(params=["learned", "classical"])
@@ -18,12 +19,7 @@ def detector(request) -> str:
 
 def _f1(found: np.ndarray, truth: np.ndarray, tolerance: int = 2) -> float:
     """F1 with a small tolerance at the edges (a scratch's soft edge is not a miss or a false alarm)."""
-    k = np.ones((2 * tolerance + 1,) * 2, np.uint8)
-    near_truth = cv2.dilate(truth.astype(np.uint8), k) > 0
-    near_found = cv2.dilate(found.astype(np.uint8), k) > 0
-    precision = (found & near_truth).sum() / max(found.sum(), 1)
-    recall = (truth & near_found).sum() / max(truth.sum(), 1)
-    return 2 * precision * recall / max(precision + recall, 1e-9)
+    return f1_within(found, truth, tolerance)[2]
 
 
 def test_bright_scratches_on_a_real_photo_are_found(portrait, detector):

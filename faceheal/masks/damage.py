@@ -4,7 +4,7 @@ Two detectors share one entry point, `detect_damage`. The learned one (`faceheal
 weights/faceheal-damage.pt, trained by `faceheal train-damage` on rendered damage) is the default
 whenever its weights are present; the pure-white painted-stroke rule below is added to it, since
 paint is exactly white and the rule finds it all. The classical detector (below) needs no weights
-and stays available with `--detector classical`:
+and stays available with `--damage-detector classical`:
 
 Scratches and cracks are thin, long and brighter (emulsion gone) or darker (dirt, ink) than their
 surroundings: a morphological top-hat isolates structures thinner than a few pixels, a noise-adaptive
