@@ -193,6 +193,12 @@ class Restorer:
                 if self.masks.is_auto:
                     with self._timed("auto_mask"):
                         item.hole, item.mask_info = self.masks.mask_for(source, display, [f.landmarks for f in item.faces])
+                if not item.faces and item.hole is not None and item.hole.any():
+                    with self._timed("detect"):
+                        item.faces = [f.scaled(1 / scale) for f in detect_through_damage(self.detector, small, item.hole, scale)]
+                    if item.faces and self.masks.is_auto:  # found now: redo the mask with eyes and mouths protected
+                        with self._timed("auto_mask"):
+                            item.hole, item.mask_info = self.masks.mask_for(source, display, [f.landmarks for f in item.faces])
                 if not item.faces:
                     raise NoFaceFound("no face found")
                 with self._timed("align"):
@@ -423,6 +429,25 @@ def detection_image(display: np.ndarray, max_side: int) -> tuple[np.ndarray, flo
     if scale < 1.0:
         display = cv2.resize(display, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     return to_rgb8(display), scale
+
+
+def detect_through_damage(detector: FaceDetector, small: np.ndarray, hole: np.ndarray, scale: float) -> list[Face]:
+    """Second look for a photo where no face was found: the detector again, on a copy whose known damage
+    is filled (OpenCV Telea) first.
+
+    Paint over both eyes or a tear through the face hides it from MTCNN; with the damage smoothed
+    over, the face's layout shows again. Faces are in `small`'s pixels, like `detector.detect`.
+    """
+    import cv2
+
+    h, w = small.shape[:2]
+    hole8 = hole.astype(np.uint8) * np.uint8(255)
+    if hole8.shape != (h, w):  # any damaged pixel under a detection pixel counts
+        hole8 = np.where(cv2.resize(hole8, (w, h), interpolation=cv2.INTER_AREA) > 0, np.uint8(255), np.uint8(0))
+    if not hole8.any():
+        return []
+    filled = cv2.inpaint(np.ascontiguousarray(small), hole8, 5, cv2.INPAINT_TELEA)
+    return detector.detect(filled, scale)
 
 
 def count_changed(a: np.ndarray, b: np.ndarray, rows: int = 1024) -> int:

@@ -209,3 +209,23 @@ def test_mask_command_writes_masks_and_overlays(tmp_path, portrait, face_mask):
     found = m > 127
     assert (found & face_mask).sum() / face_mask.sum() > 0.95
     assert (tmp_path / "m" / "sub" / "p.overlay.png").is_file()
+
+
+def test_mask_command_uses_the_damage_detector_asked_for(tmp_path, portrait):
+    from faceheal.faces.detect import MtcnnDetector
+    from faceheal.masks.damage import DamageSettings, detect_damage, protected_discs
+
+    damaged = portrait.copy()
+    h, w = damaged.shape[:2]
+    for i in range(6):  # thin pale scratches, where the two detectors disagree
+        cv2.line(damaged, (w // 8 + i * w // 9, h // 10), (w // 5 + i * w // 10, h - h // 10), (225, 225, 225), 1)
+    write_png(tmp_path / "in" / "p.png", damaged)
+    landmarks = [f.landmarks for f in MtcnnDetector().detect(damaged)]
+    masks = {}
+    for name in ("classical", "learned"):
+        r = runner.invoke(app, ["mask", str(tmp_path / "in"), "-o", str(tmp_path / name), "--damage-detector", name])
+        assert r.exit_code == 0, r.output
+        masks[name] = cv2.imread(str(tmp_path / name / "p.png"), cv2.IMREAD_UNCHANGED) > 127
+        expected = detect_damage(damaged, DamageSettings(detector=name), protected_discs(landmarks))
+        np.testing.assert_array_equal(masks[name], expected)
+    assert (masks["classical"] != masks["learned"]).any()

@@ -7,7 +7,7 @@ import numpy as np
 import faceheal
 from faceheal.faces.detect import MtcnnDetector
 from faceheal.inpainters import TeleaInpainter
-from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
+from faceheal.pipeline import MaskSource, RestoreOptions, Restorer, detect_through_damage
 from faceheal.sources import expand_inputs
 from tests.conftest import write_png
 
@@ -102,3 +102,40 @@ def test_priors_made_ahead_by_the_loaders_give_the_same_repair(portrait, face_ma
     holes[:, 60:120, 80:200] = True
     ahead = np.stack([gen.prior_for(c, h) for c, h in zip(crops, holes)])
     np.testing.assert_allclose(gen.inpaint(crops, holes, ahead).images, gen.inpaint(crops, holes).images, atol=1e-6)
+
+
+def _eyes_painted_over(portrait):
+    """The portrait with white paint over both eyes (MTCNN no longer finds the face) and that paint's mask."""
+    face = MtcnnDetector().detect(portrait)[0]
+    left, right = face.landmarks[0], face.landmarks[1]
+    radius = int(0.5 * np.linalg.norm(right - left))
+    hole = np.zeros(portrait.shape[:2], np.uint8)
+    for eye in (left, right):
+        cv2.circle(hole, (int(eye[0]), int(eye[1])), radius, 1, -1)
+    painted = portrait.copy()
+    painted[hole > 0] = 255
+    return painted, hole > 0, face
+
+
+def test_a_face_hidden_by_damage_is_found_on_the_damage_filled_copy(portrait):
+    painted, hole, face = _eyes_painted_over(portrait)
+    detector = MtcnnDetector()
+    assert detector.detect(painted) == []
+    [found] = detect_through_damage(detector, painted, hole, 1.0)
+    eye_distance = np.linalg.norm(face.landmarks[1] - face.landmarks[0])
+    assert np.abs(found.landmarks - face.landmarks).max() < 0.35 * eye_distance
+    # the hole may come at full resolution for a downscaled detection copy
+    small = cv2.resize(painted, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    [half] = detect_through_damage(detector, small, hole, 0.5)
+    assert np.abs(half.landmarks * 2 - face.landmarks).max() < 0.35 * eye_distance
+
+
+def test_restore_repairs_a_face_whose_eyes_are_painted_over(tmp_path, portrait):
+    painted, hole, _ = _eyes_painted_over(portrait)
+    write_png(tmp_path / "in" / "a.png", painted)
+    write_png(tmp_path / "m.png", hole.astype(np.uint8) * 255)
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"))
+    [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    assert r.status == "ok" and len(r.faces) == 1
+    out = cv2.imread(str(tmp_path / "out" / "a.png"))
+    assert out[hole].mean() < 200, "the paint over the eyes is still there"

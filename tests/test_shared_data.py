@@ -42,3 +42,13 @@ def test_painted_damage_is_repainted_by_the_generator(shared_data, tmp_path):
         before, after = cv2.imread(str(p)), cv2.imread(str(tmp_path / "out" / p.name))
         hole = before.min(axis=2) >= 250
         assert after[hole].mean() < 230, f"{p.name}: the white strokes are still there"
+
+
+def test_a_face_under_heavy_paint_is_found_through_the_damage(shared_data, tmp_path):
+    """codeformer_00105: white strokes hide both eyes; MTCNN sees no face until the damage is filled."""
+    src = shared_data / "photos" / "painted_damage" / "codeformer_00105.png"
+    r = CliRunner().invoke(app, ["restore", str(src), "-o", str(tmp_path / "out"), "--model", "telea",
+                                 "--report", str(tmp_path / "r.jsonl")])
+    assert r.exit_code == 0, r.output
+    [line] = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert line["status"] == "ok" and len(line["faces"]) == 1
