@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -101,9 +100,11 @@ def run_once(n: int, device: str, batch_size: int | None, work: Path, loaders: i
     if loaders:
         cmd += ["--loaders", str(loaders)]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    with open(work / "stderr.txt", "w") as err:  # a file, not a pipe: a full pipe would stall the child
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        trace = sample_memory(proc, out, n)
     wall = time.perf_counter() - t
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_mb = max((row[3] for row in trace), default=0.0)
     summary = json.loads((out / ".faceheal" / "last-run.json").read_text())
     stages = summary["stage_seconds"]
     return {"n": n, "exit_code": proc.returncode, "failed_photos": summary["counts"]["error"] + summary["counts"]["no-face"],
@@ -112,7 +113,43 @@ def run_once(n: int, device: str, batch_size: int | None, work: Path, loaders: i
             "faces_per_s": round(summary["faces"] / summary["seconds"], 3),
             "seconds_per_photo": round(summary["seconds"] / n, 4), "stage_seconds": stages,
             "generator_share": round(stages.get("inpaint", 0) / summary["seconds"], 3),
-            "peak_rss_mb_max_so_far": round(peak_mb, 1), "model": summary["model"].get("model")}
+            "peak_rss_mb": round(peak_mb, 1), "rss_mb_by_progress": rss_by_progress(trace, n),
+            "model": summary["model"].get("model")}
+
+
+def _status_mb(pid: int) -> tuple[float, float] | None:
+    """(VmRSS, VmHWM) of a live process in MB, from /proc (None once it is gone)."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def sample_memory(proc: subprocess.Popen, outputs: Path, n: int, every: float = 0.5) -> list[tuple]:
+    """Poll the running restore: (seconds, photos written, RSS MB, peak RSS MB so far) every `every` s.
+
+    The child's own high-water mark (VmHWM), not getrusage's maximum over all children so far, so
+    each N gets its own peak; the trace shows whether memory is flat along the run, not only at its end.
+    """
+    t0, trace = time.perf_counter(), []
+    while proc.poll() is None:
+        mem = _status_mb(proc.pid)
+        if mem is not None:
+            done = sum(1 for _ in outputs.glob("*.jpg")) if outputs.is_dir() else 0
+            trace.append((round(time.perf_counter() - t0, 2), done, round(mem[0], 1), round(mem[1], 1)))
+        time.sleep(every)
+    return trace
+
+
+def rss_by_progress(trace: list[tuple], n: int) -> dict:
+    """RSS (MB) when 10, 25, 50, 75 and 100 % of the photos were written: flat memory means flat here."""
+    marks = {}
+    for pct in (10, 25, 50, 75, 100):
+        rows = [row for row in trace if row[1] >= n * pct / 100]
+        if rows:
+            marks[f"{pct}%"] = rows[0][2]
+    return marks
 
 
 def main() -> None:
@@ -142,19 +179,20 @@ def main() -> None:
         print(json.dumps(r), flush=True)
     result = {"machine": machine, "generator_gflops_per_crop": round(gflops_crop, 2),
               "matmul_gflops": round(machine_gflops, 1), "runs": runs,
-              "note": "peak RSS is the largest child process so far (getrusage RUSAGE_CHILDREN: a running maximum)"}
+              "note": "peak RSS is the restore process's own high-water mark (VmHWM, polled every 0.5 s)"}
     args.out.mkdir(parents=True, exist_ok=True)
     tag = args.tag or ("cuda" if args.device.startswith("cuda") else "cpu")
     (args.out / f"bench_restore_{tag}.json").write_text(json.dumps(result, indent=1))
     lines = [f"# faceheal restore benchmark ({machine['device']})", "",
              f"{machine['platform']}, torch {machine['torch']}; generator {gflops_crop:.2f} GFLOPs per 256 crop; "
              f"matmul {machine_gflops:.1f} GFLOP/s measured.", "",
-             "| photos | faces | seconds | photos/s | faces/s | s/photo | generator share | floor s | achieved/floor | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| photos | faces | seconds | photos/s | faces/s | s/photo | generator share | floor s | achieved/floor | peak RSS MB | RSS MB at 10/50/100 % |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
+        marks = "/".join(str(r["rss_mb_by_progress"].get(k, "-")) for k in ("10%", "50%", "100%"))
         lines.append(f"| {r['n']} | {r['faces']} | {r['run_seconds']} | {r['photos_per_s']} | {r['faces_per_s']} | "
                      f"{r['seconds_per_photo']} | {r['generator_share']} | {r['floor_seconds']} | {r['achieved_over_floor']} | "
-                     f"{r['peak_rss_mb_max_so_far']} |")
+                     f"{r['peak_rss_mb']} | {marks} |")
     lines += ["", "Stage busy seconds (the loader thread overlaps the model):", ""]
     for r in runs:
         lines.append(f"- N={r['n']}: " + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items()))
