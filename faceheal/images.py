@@ -211,6 +211,18 @@ def _decode_direct(data: bytes, fmt: str) -> np.ndarray | None:
     return None
 
 
+def _pillow_error(e: Exception) -> UnreadableImage:
+    """Pillow raises many types for bad data: one clear message for each kind of trouble."""
+    if isinstance(e, Image.DecompressionBombError):
+        return UnreadableImage(f"refused as a decompression bomb ({e})")
+    msg = str(e) or type(e).__name__
+    if "cannot identify image file" in msg:
+        msg = "not an image (or an unsupported format)"
+    elif "truncated" in msg or "broken data stream" in msg:
+        msg = "truncated or corrupt image data"
+    return UnreadableImage(msg)
+
+
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Picture:
     """Decode a photo, keeping bit depth, mode and metadata; raise `UnreadableImage` with the cause."""
     path = Path(path)
@@ -231,18 +243,12 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
         exif = img.getexif()
         orientation = int(exif.get(0x0112, 1) or 1)
         tiff_exif = _tiff_metadata_exif(exif) if fmt == "TIFF" else None
-        img.load()
+        if fmt != "TIFF":  # TIFF pixels come from tifffile when it can (below): not decoded twice
+            img.load()
     except UnreadableImage:
         raise
-    except Image.DecompressionBombError as e:
-        raise UnreadableImage(f"refused as a decompression bomb ({e})") from None
-    except Exception as e:  # Pillow raises many types for bad data
-        msg = str(e) or type(e).__name__
-        if "cannot identify image file" in msg:
-            msg = "not an image (or an unsupported format)"
-        elif "truncated" in msg or "broken data stream" in msg:
-            msg = "truncated or corrupt image data"
-        raise UnreadableImage(msg) from None
+    except Exception as e:
+        raise _pillow_error(e) from None
     info = {k: img.info[k] for k in ("icc_profile", "exif", "dpi", "xmp", "compression", "transparency")
             if k in img.info}
     if fmt == "JPEG":
@@ -262,6 +268,10 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
     except Exception as e:
         raise UnreadableImage(f"corrupt {fmt} data ({e})") from None
     if pixels is None:
+        try:
+            img.load()
+        except Exception as e:
+            raise _pillow_error(e) from None
         pixels = _pillow_pixels(img)
     return Picture(pixels=np.ascontiguousarray(pixels), format=fmt, info=info,
                    orientation=orientation if orientation in _ORIENT else 1)

@@ -35,6 +35,25 @@ def test_16bit_rgb_tiff_round_trip(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "b.tif"), arr)
 
 
+def test_a_tiff_is_decoded_once_and_a_truncated_one_is_named(tmp_path, monkeypatch):
+    import tifffile
+    from PIL import TiffImagePlugin
+
+    arr = np.random.default_rng(2).integers(0, 255, (300, 200, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "a.tif", arr, photometric="rgb", compression="zlib")
+
+    def no_second_decode(self):
+        raise AssertionError("Pillow decoded a TIFF that tifffile reads")
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "load", no_second_decode)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.tif").pixels, arr)
+    monkeypatch.undo()
+    data = (tmp_path / "a.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[:len(data) // 2])
+    with pytest.raises(UnreadableImage, match="corrupt TIFF data"):
+        read_image(tmp_path / "cut.tif")
+
+
 def test_bad_files_raise_one_clear_reason(tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "text.png").write_text("hello, not an image")
