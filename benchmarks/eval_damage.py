@@ -20,16 +20,15 @@ from faceheal.images import read_image, to_float_rgb  # noqa: E402
 from faceheal.masks.damage import DamageSettings, detect_damage, learned_detector  # noqa: E402
 from faceheal.masks.render import DAMAGE_KINDS, render_damage  # noqa: E402
 from faceheal.train.damage import f1_within, render_painted  # noqa: E402
+from faceheal.train.data import PreparedFaces  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 KINDS = DAMAGE_KINDS + ("painted",)
 
 
 def held_out_faces(prep: Path, n: int) -> list[np.ndarray]:
-    index = json.loads((prep / "index.json").read_text())["items"]
-    images = np.load(prep / "images.npy", mmap_mode="r")
-    idx = [i for i, e in enumerate(index) if e["split"] == "test"][:n]
-    return [np.asarray(images[i], np.float32) / 255 for i in idx]
+    held_out = PreparedFaces(prep, "test")
+    return [np.asarray(held_out.images[i], np.float32) / 255 for i in held_out.indices[:n]]
 
 
 def score(detector: str, faces: list[np.ndarray], faded: list[Path]) -> dict:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from faceheal.masks.learned import DamageNet, DamageNetConfig, save_damage_net
 from faceheal.masks.render import DAMAGE_KINDS, render_damage
 from faceheal.masks.synthetic import synthetic_mask
+from faceheal.train.data import PreparedFaces
 
 TRAIN_KINDS = DAMAGE_KINDS + ("painted",)
 
@@ -122,12 +123,6 @@ def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
     return np.ascontiguousarray(rgb, np.float32), truth
 
 
-def _faces(data: Path, split: str) -> np.ndarray:
-    index = json.loads((Path(data) / "index.json").read_text())["items"]
-    images = np.load(Path(data) / "images.npy", mmap_mode="r")
-    return images, np.array([i for i, e in enumerate(index) if e["split"] == split], np.int64)
-
-
 def _load_backgrounds(folder: Path, max_side: int = 1024) -> list[np.ndarray]:
     """Every readable photo under `folder` as uint8 RGB, long side at most `max_side`."""
     from faceheal.images import read_image, to_rgb8
@@ -181,9 +176,10 @@ class DamageTrainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.images, self.train_idx = _faces(Path(cfg.data), "train")
+        train = PreparedFaces(Path(cfg.data), "train")
+        self.images, self.train_idx = train.images, train.indices
         self.backgrounds = [im for folder in cfg.backgrounds for im in _load_backgrounds(Path(folder))]
-        _, test_idx = _faces(Path(cfg.data), "test")
+        test_idx = PreparedFaces(Path(cfg.data), "test").indices
         self.model = DamageNet(DamageNetConfig())
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.step, self.elapsed, self.best = 0, 0.0, -1.0
