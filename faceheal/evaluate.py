@@ -51,10 +51,10 @@ def load_faces(source: Path, size: int, limit: int | None, seed: int = 0) -> np.
     """Held-out faces: a `faceheal prepare` folder (its test split) or a folder of aligned images."""
     source = Path(source)
     if (source / "index.json").is_file():
-        index = json.loads((source / "index.json").read_text())["items"]
-        images = np.load(source / "images.npy", mmap_mode="r")
-        idx = [i for i, e in enumerate(index) if e["split"] == "test"]
-        faces = [images[i] for i in idx]
+        from faceheal.train.data import PreparedFaces
+
+        held_out = PreparedFaces(source, "test")
+        faces = [held_out.images[i] for i in held_out.indices]
     else:
         from faceheal.sources import walk_images
         faces = [np.clip(to_float_rgb(read_image(p).display()) * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -229,3 +229,25 @@ def test_mask_command_uses_the_damage_detector_asked_for(tmp_path, portrait):
         expected = detect_damage(damaged, DamageSettings(detector=name), protected_discs(landmarks))
         np.testing.assert_array_equal(masks[name], expected)
     assert (masks["classical"] != masks["learned"]).any()
+
+
+def test_eval_scores_faceheal_and_the_classical_baselines_by_hole_bin(tmp_path):
+    from faceheal.masks.synthetic import synthetic_mask
+
+    for i, ratio in enumerate([(0.02, 0.08), (0.22, 0.28), (0.42, 0.48)]):  # bins 0-10, 20-30, 40-50 %
+        write_png(tmp_path / "masks" / f"{i}.png", synthetic_mask((512, 512), "irregular", ratio, i).astype(np.uint8) * 255)
+    r = runner.invoke(app, ["eval", "--images", str(EXAMPLES / "aligned"), "--masks", str(tmp_path / "masks"),
+                            "--report", str(tmp_path / "r.md")])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report["scores"]) == {"telea", "navier-stokes", "faceheal"}
+    for rows in report["scores"].values():
+        assert [row["bin"] for row in rows] == ["0-10%", "20-30%", "40-50%"] and all(row["n"] == 2 for row in rows)
+        psnrs = [row["psnr"] for row in rows]
+        assert psnrs == sorted(psnrs, reverse=True), "bigger holes must score lower"
+        assert all(row["lpips"] is not None for row in rows)
+    faceheal, telea = report["scores"]["faceheal"], report["scores"]["telea"]
+    assert all(f["psnr"] > t["psnr"] and f["l1_hole"] < t["l1_hole"] for f, t in zip(faceheal, telea))
+    assert "| 40-50% | 2 |" in (tmp_path / "r.md").read_text()
+    grid = cv2.imread(str(tmp_path / "r.png"))
+    assert grid.shape == (3 * 2 * 160, 5 * 160, 3)  # 2 faces per bin; damaged | 3 methods | ground truth
