@@ -154,8 +154,9 @@ def comparison_grid(data: EvalSet, results: dict[str, np.ndarray], per_bin: int 
     """Rows: a few faces per bin; columns: damaged | each method | ground truth. RGB uint8."""
     rows = []
     for b in range(len(BINS)):
-        sel = np.where(data.bins == b)[0][b * per_bin:(b + 1) * per_bin]  # other faces in every bin
-        for i in sel:
+        in_bin = np.where(data.bins == b)[0]
+        # other faces in every bin (wrapping round when there are few faces)
+        for i in [in_bin[(b * per_bin + k) % len(in_bin)] for k in range(min(per_bin, len(in_bin)))]:
             damaged = data.faces[i].copy()
             damaged[data.masks[i]] = 1.0
             cols = [damaged] + [results[k][i] for k in results] + [data.faces[i]]
