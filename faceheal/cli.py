@@ -401,11 +401,13 @@ def pack_cmd(
     out: Path = typer.Option(..., "-o", "--out", help="Folder for the compact copy."),
     size: int = typer.Option(128, "--size", help="Crop size to store."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Seeded subset of this many training crops."),
+    held_out: Optional[int] = typer.Option(None, "--held-out", help="Seeded subset of this many held-out crops (default: all)."),
+    quality: int = typer.Option(90, "--quality", min=50, max=100, help="JPEG quality of the crops."),
 ) -> None:
     """A compact copy of the training split (JPEG crops, PNG labels) to carry to a GPU machine."""
     from faceheal.train.data import pack
 
-    print(json.dumps(pack(data, out, size, limit)))
+    print(json.dumps(pack(data, out, size, limit, quality, held_out)))
 
 
 @app.command()

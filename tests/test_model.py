@@ -109,6 +109,9 @@ def test_tiny_model_trains_and_resumes(tmp_path):
     packed = Trainer(TrainConfig(**{**cfg.__dict__, "data": str(tmp_path / "pack"), "out": str(tmp_path / "run2"),
                                     "steps": 2, "workers": 1, "adv_weight": 0.0, "perceptual_weight": 0.0}))
     assert packed.run()["step"] == 2
+    fewer = pack(data, tmp_path / "pack1", size=64, held_out_limit=1, quality=60)
+    assert fewer["count"] == 10 and fewer["held_out"] == 1 and fewer["mib"] <= info["mib"]
+    assert len(PreparedFaces(tmp_path / "pack1", "test")) == 1
 
 
 def test_weights_round_trip_and_checksum_is_enforced(tmp_path):

@@ -146,11 +146,14 @@ class StepBatches(torch.utils.data.Dataset):
         return self.data.batch(self.start + i, **self.kwargs)
 
 
-def pack(source: Path, out: Path, size: int = 128, limit: int | None = None, quality: int = 90) -> dict:
+def pack(source: Path, out: Path, size: int = 128, limit: int | None = None, quality: int = 90,
+         held_out_limit: int | None = None) -> dict:
     """A compact copy of a prepared folder for carrying to a GPU machine: crops as JPEG and labels as
     PNG, concatenated (`images.pack`, `labels.pack`, offsets in `pack.npz`), at `size`. `limit` takes a
-    seeded subset of the training crops; the held-out crops all travel, still marked held out, so the
-    run's validation curve uses the same faces as a run on the full folder (training never sees them)."""
+    seeded subset of the training crops; the held-out crops travel too, still marked held out (training
+    never sees them): all of them by default, so the run's validation curve uses the same faces as a run
+    on the full folder, or a seeded `held_out_limit` of them where the bytes are better spent on
+    training crops (a 256 px pack under a lease's 64 MiB)."""
     import cv2
 
     source, out = Path(source), Path(out)
@@ -162,6 +165,8 @@ def pack(source: Path, out: Path, size: int = 128, limit: int | None = None, qua
     if limit:
         keep = sorted(np.random.default_rng(0).choice(keep, min(limit, len(keep)), replace=False).tolist())
     held_out = [i for i, e in enumerate(meta["items"]) if e["split"] != "train"]
+    if held_out_limit is not None and held_out_limit < len(held_out):
+        held_out = sorted(np.random.default_rng(1).choice(held_out, held_out_limit, replace=False).tolist())
     keep = sorted(keep + held_out)
     out.mkdir(parents=True, exist_ok=True)
     img_chunks, lab_chunks, img_off, lab_off = [], [], [0], [0]
