@@ -112,16 +112,20 @@ class GeneratorInpainter:
         from faceheal.model.generator import prior_tensor
 
         torch = self.torch
+        cuda = self.device.type == "cuda"
+
+        def to_device(array: np.ndarray):
+            t = torch.from_numpy(np.ascontiguousarray(array))
+            # page-locked host memory: the copy to the GPU runs asynchronously (torch caches these buffers)
+            return t.pin_memory().to(self.device, non_blocking=True) if cuda else t
+
         images, layouts = [], []
         with torch.inference_mode():
             for s in range(0, len(crops), self.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(crops[s:s + self.batch_size])).permute(0, 3, 1, 2)
-                m = torch.from_numpy(np.ascontiguousarray(holes[s:s + self.batch_size]))[:, None].float()
-                x = x.to(self.device, non_blocking=True) * 2 - 1
-                m = m.to(self.device, non_blocking=True)
+                x = to_device(crops[s:s + self.batch_size]).permute(0, 3, 1, 2) * 2 - 1
+                m = to_device(holes[s:s + self.batch_size])[:, None].float()
                 if priors is not None:  # computed ahead by the loader threads
-                    p = torch.from_numpy(np.ascontiguousarray(priors[s:s + self.batch_size])).permute(0, 3, 1, 2)
-                    p = p.to(self.device, non_blocking=True) * 2 - 1
+                    p = to_device(priors[s:s + self.batch_size]).permute(0, 3, 1, 2) * 2 - 1
                 else:
                     p = prior_tensor(self.model, x, m)
                 out = self.model(x, m, p)
