@@ -251,3 +251,21 @@ def test_eval_scores_faceheal_and_the_classical_baselines_by_hole_bin(tmp_path):
     assert "| 40-50% | 2 |" in (tmp_path / "r.md").read_text()
     grid = cv2.imread(str(tmp_path / "r.png"))
     assert grid.shape == (3 * 2 * 160, 5 * 160, 3)  # 2 faces per bin; damaged | 3 methods | ground truth
+
+
+def test_mask_faces_only_finds_a_face_hidden_by_paint(tmp_path, portrait):
+    """--faces-only keeps damage on faces only: a face whose eyes are painted over must still count."""
+    from faceheal.faces.detect import MtcnnDetector
+
+    face = MtcnnDetector().detect(portrait)[0]
+    radius = int(0.5 * np.linalg.norm(face.landmarks[1] - face.landmarks[0]))
+    painted = portrait.copy()
+    for eye in face.landmarks[:2]:
+        cv2.circle(painted, (int(eye[0]), int(eye[1])), radius, (255, 255, 255), -1)
+    assert MtcnnDetector().detect(painted) == []
+    write_png(tmp_path / "in" / "p.png", painted)
+    r = runner.invoke(app, ["mask", str(tmp_path / "in"), "-o", str(tmp_path / "m"), "--faces-only"])
+    assert r.exit_code == 0, r.output
+    found = cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED) > 127
+    paint = np.all(painted == 255, axis=2) & ~np.all(portrait == 255, axis=2)
+    assert (found & paint).sum() > 0.9 * paint.sum()
