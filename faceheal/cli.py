@@ -332,6 +332,7 @@ def train(
     batch_size: int = typer.Option(16, "--batch-size"),
     lr: float = typer.Option(2e-4, "--lr"),
     warmup: int = typer.Option(0, "--warmup", help="Linear learning-rate warm-up over this many steps."),
+    decay_from: Optional[int] = typer.Option(None, "--decay-from", help="Decay the learning rate linearly from this step to 5 % at --steps."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Stop at this total step count."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes."),
     checkpoint_minutes: float = typer.Option(5.0, "--checkpoint-minutes"),
@@ -353,8 +354,10 @@ def train(
         raise _usage(f"--phase {phase!r}: choose layout or full")
     if steps is None and minutes is None:
         raise _usage("give --steps or --minutes")
+    if decay_from is not None and (steps is None or decay_from >= steps):
+        raise _usage("--decay-from needs --steps larger than it (the decay ends at --steps)")
     cfg = TrainConfig(data=str(data), out=str(out), phase=phase, size=size, batch_size=batch_size, lr=lr,
-                      warmup_steps=warmup, steps=steps, minutes=minutes, checkpoint_minutes=checkpoint_minutes, seed=seed,
+                      warmup_steps=warmup, decay_from=decay_from, steps=steps, minutes=minutes, checkpoint_minutes=checkpoint_minutes, seed=seed,
                       device=device, adv_weight=adv_weight, adv_start=adv_start, perceptual_weight=perceptual_weight,
                       init=str(init) if init else None, model=model, threads=threads, workers=workers)
     try:

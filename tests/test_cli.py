@@ -269,3 +269,13 @@ def test_mask_faces_only_finds_a_face_hidden_by_paint(tmp_path, portrait):
     found = cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED) > 127
     paint = np.all(painted == 255, axis=2) & ~np.all(portrait == 255, axis=2)
     assert (found & paint).sum() > 0.9 * paint.sum()
+
+
+@pytest.mark.parametrize("args,says", [(["--minutes", "1"], "nothing"),
+                                       (["--steps", "10", "--decay-from", "10"], "--decay-from"),
+                                       (["--minutes", "5", "--decay-from", "10"], "--decay-from"),
+                                       (["--phase", "stage3", "--steps", "1"], "--phase")])
+def test_train_usage_errors_exit_2_before_any_work(tmp_path, args, says):
+    r = runner.invoke(app, ["train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "run"), *args])
+    assert r.exit_code == 2 and says in r.output
+    assert not (tmp_path / "run" / "last.pt").exists()

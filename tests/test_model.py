@@ -72,6 +72,16 @@ def test_push_pull_fill_keeps_known_and_fills_smoothly():
     assert (filled[..., 10:20, 10:20] - img[..., 10:20, 10:20]).abs().max() < 0.3
 
 
+def test_learning_rate_warms_up_holds_then_decays_to_5_percent():
+    from faceheal.train.loop import TrainConfig, lr_factor
+
+    cfg = TrainConfig(data="-", out="-", warmup_steps=10, decay_from=100, steps=200)
+    assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == 1.0
+    assert lr_factor(50, cfg) == 1.0 and lr_factor(100, cfg) == 1.0
+    assert lr_factor(150, cfg) == pytest.approx(0.525) and lr_factor(200, cfg) == pytest.approx(0.05)
+    assert lr_factor(500, TrainConfig(data="-", out="-")) == 1.0
+
+
 def test_tiny_model_trains_and_resumes(tmp_path):
     from faceheal.train.loop import TrainConfig, Trainer
 
@@ -95,9 +105,10 @@ def test_tiny_model_trains_and_resumes(tmp_path):
     assert result["step"] == 6 and np.isfinite(result["val_psnr"])
     assert {"l1", "ssim", "adv_g", "lpips"} <= set(first)
     assert (tmp_path / "run" / "generator.pt").is_file()
-    resumed = Trainer(TrainConfig(**{**cfg.__dict__, "steps": 8}))
+    resumed = Trainer(TrainConfig(**{**cfg.__dict__, "steps": 8, "decay_from": 6}))
     assert resumed.resume() and resumed.step == 6
     assert resumed.run()["step"] == 8
+    assert resumed.opt.param_groups[0]["lr"] == pytest.approx(cfg.lr * 0.525)  # the last step, 7, is half-way down
     model, meta = load_generator(tmp_path / "run" / "generator.pt")
     assert meta["step"] == 8 and model.config == GeneratorConfig.tiny()
     # the compact pack for GPU machines trains the same way, with batches built by worker processes

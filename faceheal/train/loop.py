@@ -36,6 +36,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 2e-4
     warmup_steps: int = 0  # linear learning-rate warm-up (fresh optimiser on --init weights, larger batches)
+    decay_from: int | None = None  # linear learning-rate decay from this step to 5 % at `steps` (the run's end)
     steps: int | None = None
     minutes: float | None = None
     checkpoint_minutes: float = 5.0
@@ -53,6 +54,16 @@ class TrainConfig:
     val_count: int = 32
     threads: int | None = None
     workers: int = 0  # DataLoader worker processes building batches (masks, Telea) in parallel
+
+
+def lr_factor(step: int, cfg: TrainConfig, final: float = 0.05) -> float:
+    """Learning-rate multiplier at `step`: linear warm-up, then 1, then a linear decay to `final` at
+    cfg.steps. Ending a run on a small learning rate settles the weights the EMA averages."""
+    factor = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+    if cfg.decay_from is not None and cfg.steps is not None and step >= cfg.decay_from:
+        done = (step - cfg.decay_from) / max(1, cfg.steps - cfg.decay_from)
+        factor *= 1.0 - (1.0 - final) * min(1.0, done)
+    return factor
 
 
 def pick_device(name: str) -> torch.device:
@@ -179,9 +190,9 @@ class Trainer:
             if self.disc is not None and self.step >= cfg.adv_start:
                 losses["adv_g"] = hinge_g_loss(self.disc(out["composed"], hole))
                 loss = loss + cfg.adv_weight * losses["adv_g"]
-        if cfg.warmup_steps > 0:
+        if cfg.warmup_steps > 0 or cfg.decay_from is not None:
             for group in self.opt.param_groups:
-                group["lr"] = cfg.lr * min(1.0, (self.step + 1) / cfg.warmup_steps)
+                group["lr"] = cfg.lr * lr_factor(self.step, cfg)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -263,7 +274,7 @@ class Trainer:
                 if self.step % 50 == 0:
                     rate = (self.step - start_step) * cfg.batch_size / max(time.time() - t0, 1e-9)
                     log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1),
-                                               "images_per_s": round(rate, 1),
+                                               "images_per_s": round(rate, 1), "lr": self.opt.param_groups[0]["lr"],
                                                **{k: round(v, 5) for k, v in running.items()}}) + "\n")
                     log_file.flush()
                 if time.time() - last_ckpt >= cfg.checkpoint_minutes * 60:
