@@ -441,7 +441,8 @@ def detect_through_damage(detector: FaceDetector, small: np.ndarray, hole: np.nd
     import cv2
 
     h, w = small.shape[:2]
-    hole8 = hole.astype(np.uint8) * np.uint8(255)
+    hole8 = hole.astype(np.uint8)
+    hole8 *= 255  # in place: one full-size copy of the mask, not two
     if hole8.shape != (h, w):  # any damaged pixel under a detection pixel counts
         hole8 = np.where(cv2.resize(hole8, (w, h), interpolation=cv2.INTER_AREA) > 0, np.uint8(255), np.uint8(0))
     if not hole8.any():
