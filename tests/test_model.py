@@ -111,6 +111,9 @@ def test_tiny_model_trains_and_resumes(tmp_path):
     assert resumed.opt.param_groups[0]["lr"] == pytest.approx(cfg.lr * 0.525)  # the last step, 7, is half-way down
     model, meta = load_generator(tmp_path / "run" / "generator.pt")
     assert meta["step"] == 8 and model.config == GeneratorConfig.tiny()
+    again = Trainer(TrainConfig(**{**cfg.__dict__, "steps": 9, "lr": cfg.lr / 4}))  # a new --lr on --resume is used
+    assert again.resume() and again.run()["step"] == 9
+    assert again.opt.param_groups[0]["lr"] == pytest.approx(cfg.lr / 4)
     # the compact pack for GPU machines trains the same way, with batches built by worker processes
     from faceheal.train.data import PreparedFaces, pack
 

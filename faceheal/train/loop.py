@@ -190,9 +190,8 @@ class Trainer:
             if self.disc is not None and self.step >= cfg.adv_start:
                 losses["adv_g"] = hinge_g_loss(self.disc(out["composed"], hole))
                 loss = loss + cfg.adv_weight * losses["adv_g"]
-        if cfg.warmup_steps > 0 or cfg.decay_from is not None:
-            for group in self.opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(self.step, cfg)
+        for group in self.opt.param_groups:  # from the command line, not from a resumed optimiser's state
+            group["lr"] = cfg.lr * lr_factor(self.step, cfg)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
