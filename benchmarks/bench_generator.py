@@ -2,7 +2,7 @@
 
 `bench_restore.py` measures the whole command; this one isolates the network so the precision and
 batch defaults of `GeneratorInpainter` can be chosen from numbers: crops/s for fp32, TF32, bf16 and
-fp16 autocast (CUDA), how far each lands from fp32 in 8-bit levels, and the cost of the OpenCV
+fp16 autocast (CUDA), fp32 and bf16 autocast (CPU), how far each lands from fp32 in 8-bit levels, and the cost of the OpenCV
 Telea prior that stage 2 takes (computed on the CPU). Results go to
 benchmarks/results/bench_generator_{cpu,cuda}.{json,md}.
 
@@ -80,6 +80,9 @@ def main() -> None:
     p = torch.from_numpy(prior).permute(0, 3, 1, 2).to(dev) * 2 - 1
 
     modes = {"fp32": contextlib.nullcontext}
+    if not cuda:  # bf16 autocast: what restore picks on CPUs with native bf16 (AVX512-BF16, AMX)
+        from faceheal.inpainters import cpu_has_native_bf16
+        modes["bf16" if cpu_has_native_bf16() else "bf16 (emulated)"] = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
     if cuda:
         modes["tf32"] = contextlib.nullcontext
         modes["bf16"] = lambda: torch.autocast("cuda", dtype=torch.bfloat16)

@@ -5,7 +5,7 @@ runs the real command line in a child process, and writes photos/s, faces/s, bus
 peak RSS, the generator's GFLOPs per crop, the measured matmul GFLOP/s of this machine, the compute
 floor (GFLOPs per crop x crops / GFLOP/s) and achieved / floor, to benchmarks/results/*.json and .md.
 
-    python benchmarks/bench_restore.py --n 10 100 1000 [--device cpu|cuda] [--batch-size B]
+    python benchmarks/bench_restore.py --n 10 100 1000 [--device cpu|cuda] [--batch-size B] [--precision P]
 """
 from __future__ import annotations
 
@@ -53,12 +53,15 @@ def make_inputs(n: int, folder: Path, seed: int = 0) -> None:
         cv2.imwrite(str(folder / "masks" / f"{i:05d}.png"), mask.astype(np.uint8) * 255)
 
 
-def matmul_gflops(device: str, seconds: float = 2.0) -> float:
+def matmul_gflops(device: str, seconds: float = 2.0, precision: str = "fp32") -> float:
+    """Measured square-matmul rate in the arithmetic the generator runs in (fp32, TF32 or bf16)."""
     import torch
 
     dev = torch.device(device)
     n = 2048
-    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     for _ in range(2):
         a @ b
     if dev.type == "cuda":
@@ -88,13 +91,14 @@ def generator_gflops(weights: Path | None) -> float:
     return fc.get_total_flops() / 1e9
 
 
-def run_once(n: int, device: str, batch_size: int | None, work: Path, loaders: int | None = None) -> dict:
+def run_once(n: int, device: str, batch_size: int | None, work: Path, loaders: int | None = None,
+             precision: str = "auto") -> dict:
     for sub in ("photos", "masks"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     make_inputs(n, work)
     out = work / "out"
     cmd = [sys.executable, "-m", "faceheal", "restore", str(work / "photos"), "-o", str(out), "--masks",
-           str(work / "masks"), "--device", device, "-q"]
+           str(work / "masks"), "--device", device, "--precision", precision, "-q"]
     if batch_size:
         cmd += ["--batch-size", str(batch_size)]
     if loaders:
@@ -114,7 +118,7 @@ def run_once(n: int, device: str, batch_size: int | None, work: Path, loaders: i
             "seconds_per_photo": round(summary["seconds"] / n, 4), "stage_seconds": stages,
             "generator_share": round(stages.get("inpaint", 0) / summary["seconds"], 3),
             "peak_rss_mb": round(peak_mb, 1), "rss_mb_by_progress": rss_by_progress(trace, n),
-            "model": summary["model"].get("model")}
+            "model": summary["model"].get("model"), "precision": summary["model"].get("precision")}
 
 
 def _status_mb(pid: int) -> tuple[float, float] | None:
@@ -158,6 +162,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--loaders", type=int, default=None, help="restore --loaders (default: restore's own)")
+    ap.add_argument("--precision", default="auto", help="restore --precision (default: restore's own choice)")
     ap.add_argument("--tag", default=None, help="results file suffix (default: cpu or cuda)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
@@ -168,24 +173,26 @@ def main() -> None:
                "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)"}
     weights = ROOT / "weights" / "faceheal-generator.pt"
     gflops_crop = generator_gflops(weights if weights.is_file() else None)
-    machine_gflops = matmul_gflops(args.device)
+    from faceheal.inpainters import resolve_precision
+    precision = resolve_precision(args.precision, torch.device(args.device))
+    machine_gflops = matmul_gflops(args.device, precision=precision)
     runs = []
     for n in args.n:
         with tempfile.TemporaryDirectory(prefix="faceheal-bench-") as tmp:
-            r = run_once(n, args.device, args.batch_size, Path(tmp), args.loaders)
+            r = run_once(n, args.device, args.batch_size, Path(tmp), args.loaders, args.precision)
         r["floor_seconds"] = round(r["faces"] * gflops_crop / machine_gflops, 2)
         r["achieved_over_floor"] = round(r["run_seconds"] / max(r["floor_seconds"], 1e-9), 2)
         runs.append(r)
         print(json.dumps(r), flush=True)
     result = {"machine": machine, "generator_gflops_per_crop": round(gflops_crop, 2),
-              "matmul_gflops": round(machine_gflops, 1), "runs": runs,
+              "precision": precision, "matmul_gflops": round(machine_gflops, 1), "runs": runs,
               "note": "peak RSS is the restore process's own high-water mark (VmHWM, polled every 0.5 s)"}
     args.out.mkdir(parents=True, exist_ok=True)
     tag = args.tag or ("cuda" if args.device.startswith("cuda") else "cpu")
     (args.out / f"bench_restore_{tag}.json").write_text(json.dumps(result, indent=1))
-    lines = [f"# faceheal restore benchmark ({machine['device']})", "",
-             f"{machine['platform']}, torch {machine['torch']}; generator {gflops_crop:.2f} GFLOPs per 256 crop; "
-             f"matmul {machine_gflops:.1f} GFLOP/s measured.", "",
+    lines = [f"# faceheal restore benchmark ({machine['device']}, {precision})", "",
+             f"{machine['platform']}, torch {machine['torch']}; generator {gflops_crop:.2f} GFLOPs per 256 crop, "
+             f"run in {precision}; {precision} matmul {machine_gflops:.1f} GFLOP/s measured.", "",
              "| photos | faces | seconds | photos/s | faces/s | s/photo | generator share | floor s | achieved/floor | peak RSS MB | RSS MB at 10/50/100 % |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
@@ -197,6 +204,8 @@ def main() -> None:
     for r in runs:
         lines.append(f"- N={r['n']}: " + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items()))
     extra = f" --loaders {args.loaders}" if args.loaders else ""
+    extra += f" --precision {args.precision}" if args.precision != "auto" else ""
+    extra += f" --tag {args.tag}" if args.tag else ""
     lines += ["", f"Command: `python benchmarks/bench_restore.py --n {' '.join(map(str, args.n))} --device {args.device}{extra}`"]
     (args.out / f"bench_restore_{tag}.md").write_text("\n".join(lines) + "\n")
 

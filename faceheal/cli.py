@@ -73,6 +73,7 @@ def restore(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: the shipped ones)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Faces per model batch (default 8 on CPU, 64 on CUDA)."),
+    precision: str = typer.Option("auto", "--precision", help="Generator arithmetic: auto (TF32 on CUDA; bf16 on CPUs with native bf16, else fp32), fp32 (the same bits on every machine), tf32 or bf16."),
     loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model (default 1 on CPU, up to 8 on CUDA)."),
     detector: str = typer.Option("mtcnn", "--detector", help="Face detector (mtcnn)."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
@@ -115,7 +116,7 @@ def restore(
             raise UsageError("no input images found")
         sources = shard(all_sources, shard_spec)
         from faceheal.inpainters import make_inpainter
-        inpainter = make_inpainter(model, weights, device, batch_size)
+        inpainter = make_inpainter(model, weights, device, batch_size, precision)
         det = None
         if not aligned:
             from faceheal.faces.detect import make_detector
@@ -132,7 +133,8 @@ def restore(
         from faceheal.pipeline import auto_damage_mask
         damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
         mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector))
-        parameters = {"model": model, "device": device, "batch_size": batch_size, "detector": detector,
+        parameters = {"model": model, "device": device, "precision": getattr(inpainter, "precision", None),
+                      "batch_size": batch_size, "detector": detector,
                       "min_face": min_face, "change_radius": change_radius, "fill_outside": fill_outside,
                       "aligned": aligned, "sensitivity": sensitivity if mask_source.is_auto else None,
                       "damage_detector": damage_resolved,
@@ -436,6 +438,7 @@ def evaluate_cmd(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: shipped)."),
     limit: Optional[int] = typer.Option(100, "--limit", help="Faces per bin (seeded subset)."),
     device: str = typer.Option("auto", "--device"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 (the model card's numbers), tf32, bf16, or auto as restore picks it."),
     no_model: bool = typer.Option(False, "--baselines-only", help="Only the classical baselines."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -447,7 +450,7 @@ def evaluate_cmd(
     size = 256
     if not no_model:
         try:
-            gen = GeneratorInpainter(weights or DEFAULT_WEIGHTS, device)
+            gen = GeneratorInpainter(weights or DEFAULT_WEIGHTS, device, precision=precision)
         except FacehealError as e:
             raise _usage(str(e))
         size = gen.crop_size

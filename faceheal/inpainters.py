@@ -82,7 +82,8 @@ class GeneratorInpainter:
 
     name = "generator"
 
-    def __init__(self, weights: Path = DEFAULT_WEIGHTS, device: str = "auto", batch_size: int | None = None):
+    def __init__(self, weights: Path = DEFAULT_WEIGHTS, device: str = "auto", batch_size: int | None = None,
+                 precision: str = "auto"):
         import torch
 
         from faceheal.model.generator import load_generator
@@ -93,8 +94,9 @@ class GeneratorInpainter:
         self.model, self.meta = load_generator(self.weights)
         self.device = pick_device(device)
         self.model.to(self.device)
+        self.precision = resolve_precision(precision, self.device)
         if self.device.type == "cuda":  # TF32: 1.5x the fp32 rate, within 0.07 of a level of fp32 (bench_generator)
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.precision == "tf32"
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.crop_size = self.model.config.size
@@ -128,8 +130,9 @@ class GeneratorInpainter:
                     p = to_device(priors[s:s + self.batch_size]).permute(0, 3, 1, 2) * 2 - 1
                 else:
                     p = prior_tensor(self.model, x, m)
-                out = self.model(x, m, p)
-                y = ((out["composed"].clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy()
+                with self._autocast():
+                    out = self.model(x, m, p)
+                y = ((out["composed"].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy()
                 lay = torch.nn.functional.interpolate(out["layout"], size=x.shape[-2:], mode="bilinear",
                                                       align_corners=False).argmax(1).to(torch.uint8).cpu().numpy()
                 images.append(y)
@@ -139,16 +142,54 @@ class GeneratorInpainter:
         result = np.where(holes[..., None], result, crops).astype(np.float32)
         return InpaintResult(result, np.concatenate(layouts))
 
+    def _autocast(self):
+        import contextlib
+
+        if self.precision == "bf16":
+            return self.torch.autocast(self.device.type, dtype=self.torch.bfloat16)
+        return contextlib.nullcontext()
+
     def describe(self) -> dict:
         from faceheal.images import file_sha256
 
         return {"model": "faceheal-two-stage", "weights": str(self.weights),
-                "weights_sha256": file_sha256(self.weights), "device": str(self.device), **self.meta}
+                "weights_sha256": file_sha256(self.weights), "device": str(self.device),
+                "precision": self.precision, **self.meta}
 
 
-def make_inpainter(name: str, weights: Path | None = None, device: str = "auto", batch_size: int | None = None) -> Inpainter:
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where oneDNN runs bf16 convolutions in hardware (AVX512-BF16 or AMX); elsewhere bf16 is
+    emulated and slower than fp32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device) -> str:
+    """The arithmetic the generator runs in. `auto`: TF32 on CUDA; on a CPU, bf16 autocast where the
+    CPU has native bf16 (1.5-1.9x the fp32 rate on this project's machine at the same quality, see
+    benchmarks/results/precision_cpu.md), else fp32. `fp32` gives the same bits on every machine."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown --precision {precision!r} (choose {', '.join(PRECISIONS)})")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "tf32"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision == "tf32" and device.type != "cuda":
+        raise UsageError("--precision tf32 is a CUDA mode (use fp32 or bf16 on the CPU)")
+    return precision
+
+
+def make_inpainter(name: str, weights: Path | None = None, device: str = "auto", batch_size: int | None = None,
+                   precision: str = "auto") -> Inpainter:
     if name == "telea":
         return TeleaInpainter()
     if name == "generator":
-        return GeneratorInpainter(weights or DEFAULT_WEIGHTS, device, batch_size)
+        return GeneratorInpainter(weights or DEFAULT_WEIGHTS, device, batch_size, precision)
     raise UsageError(f"unknown --model {name!r} (choose generator or telea)")
