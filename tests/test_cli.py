@@ -133,6 +133,9 @@ def test_usage_errors_exit_2(job):
     assert restore(job / "in", "-o", job / "in", "--masks", job / "masks").exit_code == 2  # -o is the input
     assert restore(job / "in", "-o", job / "out", "--masks", job / "nope").exit_code == 2
     assert restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--model", "magic").exit_code == 2
+    assert restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--precision", "fp8").exit_code == 2
+    assert restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--device", "cpu",
+                   "--precision", "tf32").exit_code == 2  # a CUDA-only mode
     assert runner.invoke(app, ["restore"]).exit_code == 2
 
 

@@ -104,6 +104,27 @@ def test_priors_made_ahead_by_the_loaders_give_the_same_repair(portrait, face_ma
     np.testing.assert_allclose(gen.inpaint(crops, holes, ahead).images, gen.inpaint(crops, holes).images, atol=1e-6)
 
 
+def test_bf16_generator_repairs_like_fp32():
+    """CPU bf16 autocast (restore's default on CPUs with native bf16) must stay within a level or two of
+    fp32 in the hole and leave every known pixel exactly as given."""
+    from faceheal.inpainters import GeneratorInpainter, cpu_has_native_bf16, resolve_precision
+
+    import torch
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    crop = cv2.imread("examples/aligned/bopbtl_old_c.png")[..., ::-1].astype(np.float32) / 255
+    hole = cv2.imread("examples/aligned_masks/bopbtl_old_c.png", cv2.IMREAD_GRAYSCALE) > 127
+    hole[96:160, 64:192] = True  # eyes, nose and mouth under a solid block as well
+    out = {}
+    for precision in ("fp32", "bf16"):
+        gen = GeneratorInpainter(device="cpu", precision=precision)
+        assert gen.describe()["precision"] == precision
+        out[precision] = gen.inpaint(crop[None], hole[None]).images[0]
+        np.testing.assert_array_equal(out[precision][~hole], crop[~hole])
+    diff = np.abs(out["bf16"] - out["fp32"])[hole] * 255
+    assert diff.mean() < 0.5 and diff.max() < 8
+    assert np.abs(out["fp32"] - crop)[hole].mean() * 255 > 5  # the hole was really repainted
+
+
 def _eyes_painted_over(portrait):
     """The portrait with white paint over both eyes (MTCNN no longer finds the face) and that paint's mask."""
     face = MtcnnDetector().detect(portrait)[0]
