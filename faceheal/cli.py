@@ -74,7 +74,7 @@ def restore(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Faces per model batch (default 8 on CPU, 64 on CUDA)."),
     precision: str = typer.Option("auto", "--precision", help="Generator arithmetic: auto (TF32 on CUDA; bf16 on CPUs with native bf16, else fp32), fp32 (the same bits on every machine), tf32 or bf16."),
-    loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model (default 1 on CPU, up to 8 on CUDA)."),
+    loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model, and as many that paste back and write behind it (default 1 on CPU, up to 8 on CUDA)."),
     detector: str = typer.Option("mtcnn", "--detector", help="Face detector (mtcnn)."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
     change_radius: int = typer.Option(4, "--change-radius", help="Pixels around the damage that may change (feathered)."),

@@ -324,20 +324,39 @@ class Restorer:
     def run(self, sources: Iterable[Source], out_dir: Path, on_result: Callable[[ImageResult], None] | None = None,
             batch_faces: int = 8, lookahead: int = 4, loaders: int = 1) -> list[ImageResult]:
         """Restore every source into `out_dir`; one `ImageResult` per source, errors included, in input
-        order. `loaders` threads decode, detect, mask and align ahead of the model (OpenCV and Pillow
-        release the GIL), at most `lookahead` photos per loader ahead, so memory stays flat."""
+        order.
+
+        Three stages overlap: `loaders` threads decode, detect, mask and align ahead of the model (at
+        most `lookahead` photos per loader ahead); the model takes batches of crops from several photos;
+        as many writer threads paste back, encode and write one batch while the model works on the
+        next (OpenCV, Pillow and zlib release the GIL). At most two batches are ever past the model,
+        so memory stays flat however long the run.
+        """
         results = []
         if self.options.skip_existing:
             sources = self._skip_done(sources, out_dir, on_result, results)
         loaders = max(1, int(loaders))
-        with ThreadPoolExecutor(max_workers=loaders, thread_name_prefix="faceheal-load") as pool:
-            for group in _batches(_prefetch(pool, self.load, sources, lookahead * loaders), batch_faces):
-                for r in self._process_group(group, out_dir):
-                    results.append(r)
-                    if on_result:
-                        on_result(r)
+
+        def deliver(futures) -> None:
+            for f in futures:
+                r = f.result()
+                results.append(r)
+                if on_result:
+                    on_result(r)
+            _release_freed_memory()
+
+        writing = []  # the previous batch's futures, in input order
+        with ThreadPoolExecutor(max_workers=loaders, thread_name_prefix="faceheal-load") as load_pool, \
+                ThreadPoolExecutor(max_workers=loaders, thread_name_prefix="faceheal-write") as write_pool:
+            for group in _batches(_prefetch(load_pool, self.load, sources, lookahead * loaders), batch_faces):
+                done = self._inpaint_group(group)
                 del group
-                _release_freed_memory()
+                if writing:
+                    deliver(writing)
+                writing = [write_pool.submit(self._finish_item, g, mine, mine_layouts, out_dir)
+                           for g, mine, mine_layouts in done]
+                del done
+            deliver(writing)
         return results
 
     def _skip_done(self, sources: Iterable[Source], out_dir: Path, on_result, results) -> Iterator[Source]:
@@ -356,7 +375,9 @@ class Restorer:
             if on_result:
                 on_result(r)
 
-    def _process_group(self, group: list[_Loaded], out_dir: Path) -> Iterator[ImageResult]:
+    def _inpaint_group(self, group: list[_Loaded]) -> list[tuple[_Loaded, list, list]]:
+        """Run the model once over the damaged crops of every photo in `group`; returns each photo with
+        its restored crops and layouts. A model failure (e.g. out of GPU memory) fails these photos only."""
         good = [g for g in group if g.error is None]
         crops = [a for g in good for a in g.aligned]
         restored, layouts = [], []
@@ -379,26 +400,30 @@ class Restorer:
                 for j, i in enumerate(todo):
                     restored[i] = r.images[j]
                     layouts[i] = r.layouts[j] if r.layouts is not None else None
-        k = 0
+        out, k = [], 0
         for g in group:
             n = len(g.aligned) if g.error is None else 0
-            mine, mine_layouts = restored[k:k + n], layouts[k:k + n]
+            out.append((g, restored[k:k + n], layouts[k:k + n]))
             k += n
-            res = ImageResult(path=str(g.source.path))
-            try:
-                out_path = output_path(out_dir, g.source)
-                if g.error is None:
-                    res = self.finish(g, mine, mine_layouts, out_path)
-                elif isinstance(g.error, NoFaceFound):
-                    res = self._no_face(g, out_path)
-                else:
-                    res.status, res.error = "error", str(g.error)
-            except FacehealError as e:
-                res.status, res.error = "error", str(e)
-            except OSError as e:
-                res.status, res.error = "error", f"{e.strerror or e}"
-            res.seconds = time.perf_counter() - g.started
-            yield res
+        return out
+
+    def _finish_item(self, g: _Loaded, restored: list[np.ndarray], layouts: list, out_dir: Path) -> ImageResult:
+        """Paste back and write one photo (a writer thread); every failure is this photo's result."""
+        res = ImageResult(path=str(g.source.path))
+        try:
+            out_path = output_path(out_dir, g.source)
+            if g.error is None:
+                res = self.finish(g, restored, layouts, out_path)
+            elif isinstance(g.error, NoFaceFound):
+                res = self._no_face(g, out_path)
+            else:
+                res.status, res.error = "error", str(g.error)
+        except FacehealError as e:
+            res.status, res.error = "error", str(e)
+        except OSError as e:
+            res.status, res.error = "error", f"{e.strerror or e}"
+        res.seconds = time.perf_counter() - g.started
+        return res
 
     def _no_face(self, g: _Loaded, out_path: Path) -> ImageResult:
         """No face: reported as a failure; the output is a copy (or, with --fill-outside, the

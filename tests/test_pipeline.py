@@ -1,6 +1,8 @@
 """The library API: batching across photos, the Python entry point, memory-friendly composition."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -88,6 +90,45 @@ def test_parallel_loaders_give_the_same_outputs_in_input_order(tmp_path, portrai
     assert sorted(r.status for r in runs[3]) == ["error"] + ["ok"] * 6
     for i in range(6):
         assert (tmp_path / "out1" / f"{i}.png").read_bytes() == (tmp_path / "out3" / f"{i}.png").read_bytes()
+
+
+def test_writers_overlap_the_model_and_keep_input_order(tmp_path, portrait, face_mask):
+    """Paste-back and writing run in writer threads while the model works on the next batch; a slow
+    write does not reorder the results, and every result is delivered once its file is complete."""
+    import threading
+    import time
+
+    for i in range(4):
+        write_png(tmp_path / "in" / f"{i}.png", portrait)
+    write_png(tmp_path / "m.png", face_mask.astype(np.uint8) * 255)
+    events, lock = [], threading.Lock()
+
+    class Logged(TeleaInpainter):
+        def inpaint(self, crops, holes, priors=None):
+            with lock:
+                events.append(("inpaint", time.perf_counter()))
+            return super().inpaint(crops, holes, priors)
+
+    class SlowWriter(Restorer):
+        def finish(self, item, restored, layouts, out_path):
+            assert threading.current_thread().name.startswith("faceheal-write")
+            time.sleep(0.4 if item.source.path.name == "0.png" else 0.0)
+            res = super().finish(item, restored, layouts, out_path)
+            with lock:
+                events.append(("written", time.perf_counter()))
+            return res
+
+    delivered = []
+    restorer = SlowWriter(Logged(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"))
+    results = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out", batch_faces=1, loaders=2,
+                           on_result=lambda r: delivered.append((r.path, Path(r.output).is_file())))
+    assert [Path(r.path).name for r in results] == ["0.png", "1.png", "2.png", "3.png"]
+    assert all(r.status == "ok" for r in results)
+    assert [(Path(p).name, ok) for p, ok in delivered] == [(f"{i}.png", True) for i in range(4)]
+    inpaint_times = [t for kind, t in events if kind == "inpaint"]
+    first_written = min(t for kind, t in events if kind == "written")
+    assert len(inpaint_times) == 4
+    assert inpaint_times[1] < first_written  # the model went on while photo 0 was still being written
 
 
 def test_priors_made_ahead_by_the_loaders_give_the_same_repair(portrait, face_mask):
