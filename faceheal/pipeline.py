@@ -7,6 +7,7 @@ atomically. `restore_image` is the same thing for one in-memory image, for use f
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -185,20 +186,15 @@ class Restorer:
                 item.hole, item.mask_info = self.masks.mask_for(source, display, [eyes_mouth])
                 item.aligned = [align_with_matrix(display, item.hole, m, size)]
             else:
-                if not self.masks.is_auto:  # a bad mask fails fast, before detection
-                    item.hole, item.mask_info = self.masks.mask_for(source, display)
-                small, scale = detection_image(display, DETECT_MAX_SIDE)
-                with self._timed("detect"):
-                    item.faces = [f.scaled(1 / scale) for f in self.detector.detect(small, scale)]
                 if self.masks.is_auto:
-                    with self._timed("auto_mask"):
-                        item.hole, item.mask_info = self.masks.mask_for(source, display, [f.landmarks for f in item.faces])
-                if not item.faces and item.hole is not None and item.hole.any():
-                    with self._timed("detect"):
-                        item.faces = [f.scaled(1 / scale) for f in detect_through_damage(self.detector, small, item.hole, scale)]
-                    if item.faces and self.masks.is_auto:  # found now: redo the mask with eyes and mouths protected
+                    def hole_for(landmarks):
                         with self._timed("auto_mask"):
-                            item.hole, item.mask_info = self.masks.mask_for(source, display, [f.landmarks for f in item.faces])
+                            hole, item.mask_info = self.masks.mask_for(source, display, landmarks)
+                        return hole
+                else:  # a bad mask fails fast, before detection
+                    hole_for = None
+                    item.hole, item.mask_info = self.masks.mask_for(source, display)
+                item.faces, item.hole = find_faces(self.detector, display, item.hole, hole_for, self._timed)
                 if not item.faces:
                     raise NoFaceFound("no face found")
                 with self._timed("align"):
@@ -454,6 +450,28 @@ def detection_image(display: np.ndarray, max_side: int) -> tuple[np.ndarray, flo
     if scale < 1.0:
         display = cv2.resize(display, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     return to_rgb8(display), scale
+
+
+def find_faces(detector: FaceDetector, display: np.ndarray, hole: np.ndarray | None = None,
+               hole_for: Callable[[list[np.ndarray]], np.ndarray] | None = None,
+               timed: Callable = lambda stage: contextlib.nullcontext()) -> tuple[list[Face], np.ndarray | None]:
+    """The faces of a photo (photo pixels) and its damage mask, as restore and `faceheal mask` find them.
+
+    `hole`: a mask given by the user; or `hole_for(landmarks)`: the automatic mask, which depends on the
+    faces (eyes and mouths are protected) and is made after detection, and again if the faces were only
+    found by the second look through the damage.
+    """
+    small, scale = detection_image(display, DETECT_MAX_SIDE)
+    with timed("detect"):
+        faces = [f.scaled(1 / scale) for f in detector.detect(small, scale)]
+    if hole_for is not None:
+        hole = hole_for([f.landmarks for f in faces])
+    if not faces and hole is not None and hole.any():
+        with timed("detect"):
+            faces = [f.scaled(1 / scale) for f in detect_through_damage(detector, small, hole, scale)]
+        if faces and hole_for is not None:  # found now: redo the mask with eyes and mouths protected
+            hole = hole_for([f.landmarks for f in faces])
+    return faces, hole
 
 
 def detect_through_damage(detector: FaceDetector, small: np.ndarray, hole: np.ndarray, scale: float) -> list[Face]:

@@ -264,7 +264,7 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     from faceheal.faces.align import crop_region, similarity_transform, template
     from faceheal.faces.detect import MtcnnDetector
     from faceheal.images import read_image, to_rgb8, write_atomic
-    from faceheal.pipeline import DETECT_MAX_SIDE, detect_through_damage, detection_image
+    from faceheal.pipeline import find_faces
     from faceheal.sources import output_path
 
     face_detector = MtcnnDetector()
@@ -273,15 +273,10 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
         try:
             pic = read_image(src.path)
             display = pic.display()
-            small, scale = detection_image(display, DETECT_MAX_SIDE)
-            faces = [f.scaled(1 / scale) for f in face_detector.detect(small, scale)]
             # the stored pixels go in as they are: the detectors convert tile by tile, so a huge scan
             # never exists as one float copy (4x its 8-bit size, 12x for RGB float from gray)
-            mask = detect_damage(display, settings, protected_discs([f.landmarks for f in faces]))
-            if not faces and mask.any():  # as restore does: a face hidden by the damage, found once it is filled
-                faces = [f.scaled(1 / scale) for f in detect_through_damage(face_detector, small, mask, scale)]
-                if faces:
-                    mask = detect_damage(display, settings, protected_discs([f.landmarks for f in faces]))
+            faces, mask = find_faces(face_detector, display,
+                                     hole_for=lambda landmarks: detect_damage(display, settings, protected_discs(landmarks)))
             if faces_only:
                 inside = np.zeros(mask.shape, bool)
                 for f in faces:
