@@ -95,8 +95,6 @@ def test_exif_orientation_display_and_store_are_inverse(tmp_path):
 def test_to_rgb8_is_exact_rounding_in_integer_arithmetic():
     """The detector's 8-bit view: round(v * 255 / max) for 8/16-bit gray, gray+alpha, RGB(A), with no
     float copy of the photo (it runs in row blocks)."""
-    from faceheal.images import to_rgb8
-
     rng = np.random.default_rng(0)
     for arr in (rng.integers(0, 256, (50, 40, 3), dtype=np.uint8), rng.integers(0, 65536, (37, 21), dtype=np.uint16),
                 rng.integers(0, 65536, (3000, 7, 4), dtype=np.uint16), rng.integers(0, 256, (20, 9, 2), dtype=np.uint8)):
