@@ -91,6 +91,7 @@ class GeneratorInpainter:
 
         self.torch = torch
         self.weights = Path(weights)
+        self._sha256 = None
         self.model, self.meta = load_generator(self.weights)
         self.device = pick_device(device)
         self.model.to(self.device)
@@ -152,8 +153,10 @@ class GeneratorInpainter:
     def describe(self) -> dict:
         from faceheal.images import file_sha256
 
+        if self._sha256 is None:  # once: every sidecar carries it
+            self._sha256 = file_sha256(self.weights)
         return {"model": "faceheal-two-stage", "weights": str(self.weights),
-                "weights_sha256": file_sha256(self.weights), "device": str(self.device),
+                "weights_sha256": self._sha256, "device": str(self.device),
                 "precision": self.precision, **self.meta}
 
 
