@@ -152,6 +152,7 @@ def test_bf16_generator_repairs_like_fp32():
 
     import torch
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert resolve_precision("auto", torch.device("cuda")) == "tf32"  # only the device type is looked at
     crop = cv2.imread("examples/aligned/bopbtl_old_c.png")[..., ::-1].astype(np.float32) / 255
     hole = cv2.imread("examples/aligned_masks/bopbtl_old_c.png", cv2.IMREAD_GRAYSCALE) > 127
     hole[96:160, 64:192] = True  # eyes, nose and mouth under a solid block as well
