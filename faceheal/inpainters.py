@@ -133,7 +133,7 @@ class GeneratorInpainter:
                     p = prior_tensor(self.model, x, m)
                 with self._autocast():
                     out = self.model(x, m, p)
-                y = ((out["composed"].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy()
+                y = ((out["composed"].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
                 lay = torch.nn.functional.interpolate(out["layout"], size=x.shape[-2:], mode="bilinear",
                                                       align_corners=False).argmax(1).to(torch.uint8).cpu().numpy()
                 images.append(y)
