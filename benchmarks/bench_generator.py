@@ -80,13 +80,13 @@ def main() -> None:
     p = torch.from_numpy(prior).permute(0, 3, 1, 2).to(dev) * 2 - 1
 
     modes = {"fp32": contextlib.nullcontext}
-    if not cuda:  # bf16 autocast: what restore picks on CPUs with native bf16 (AVX512-BF16, AMX)
-        from faceheal.inpainters import cpu_has_native_bf16
-        modes["bf16" if cpu_has_native_bf16() else "bf16 (emulated)"] = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
     if cuda:
         modes["tf32"] = contextlib.nullcontext
         modes["bf16"] = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
         modes["fp16"] = lambda: torch.autocast("cuda", dtype=torch.float16)
+    else:  # bf16 autocast: what restore picks on CPUs with native bf16 (AVX512-BF16, AMX)
+        from faceheal.inpainters import cpu_has_native_bf16
+        modes["bf16" if cpu_has_native_bf16() else "bf16 (emulated)"] = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
     rows, reference = [], None
     for mode, ctx in modes.items():
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"

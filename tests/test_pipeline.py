@@ -11,7 +11,7 @@ from faceheal.faces.detect import MtcnnDetector
 from faceheal.inpainters import TeleaInpainter
 from faceheal.pipeline import MaskSource, RestoreOptions, Restorer, detect_through_damage
 from faceheal.sources import expand_inputs
-from tests.conftest import write_png
+from tests.conftest import EXAMPLES, write_png
 
 
 class Recording(TeleaInpainter):
@@ -153,8 +153,8 @@ def test_bf16_generator_repairs_like_fp32():
     import torch
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert resolve_precision("auto", torch.device("cuda")) == "tf32"  # only the device type is looked at
-    crop = cv2.imread("examples/aligned/bopbtl_old_c.png")[..., ::-1].astype(np.float32) / 255
-    hole = cv2.imread("examples/aligned_masks/bopbtl_old_c.png", cv2.IMREAD_GRAYSCALE) > 127
+    crop = cv2.imread(str(EXAMPLES / "aligned" / "bopbtl_old_c.png"))[..., ::-1].astype(np.float32) / 255
+    hole = cv2.imread(str(EXAMPLES / "aligned_masks" / "bopbtl_old_c.png"), cv2.IMREAD_GRAYSCALE) > 127
     hole[96:160, 64:192] = True  # eyes, nose and mouth under a solid block as well
     out = {}
     for precision in ("fp32", "bf16"):
