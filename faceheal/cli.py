@@ -77,8 +77,10 @@ def restore(
     loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model, and as many that paste back and write behind it (default 1 on CPU, up to 8 on CUDA)."),
     detector: str = typer.Option("mtcnn", "--detector", help="Face detector (mtcnn)."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
-    change_radius: int = typer.Option(4, "--change-radius", help="Pixels around the damage that may change (feathered)."),
-    fill_outside: str = typer.Option("none", "--fill-outside", help="none, or telea: also fill damage outside faces."),
+    grow: Optional[int] = typer.Option(None, "--grow", min=0, help="Grow the damage mask by this many pixels before repair (default: 0 for your masks, 1 for detected ones)."),
+    change_radius: int = typer.Option(0, "--change-radius", min=0, help="Also blend the repair into this many pixels around the damage, feathered (default 0: only damaged pixels change)."),
+    fill_outside: str = typer.Option("telea", "--fill-outside", help="How damage outside every face is repaired: telea (OpenCV, the default) or none."),
+    faces_only: bool = typer.Option(False, "--faces-only", help="Repair faces only; damage elsewhere is left as it was (and reported): --fill-outside none."),
     skip_no_face: bool = typer.Option(False, "--skip-no-face", help="Write nothing for photos without faces."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write one JSON line per input here."),
     save_layout: Optional[Path] = typer.Option(None, "--save-layout", help="Write each face's predicted semantic layout here."),
@@ -108,6 +110,8 @@ def restore(
             raise UsageError(f"--masks {masks}: no such folder")
         if fill_outside not in ("none", "telea"):
             raise UsageError(f"--fill-outside {fill_outside!r}: choose none or telea")
+        if faces_only:
+            fill_outside = "none"
         check_output_dir(out, inputs, in_place)
         if review and save_layout is None:  # the review page shows each face's predicted layout
             save_layout = out / ".faceheal" / "layouts"
@@ -132,10 +136,11 @@ def restore(
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
         from faceheal.pipeline import auto_damage_mask
         damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
-        mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector))
+        mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector),
+                                 grow=grow)
         parameters = {"model": model, "device": device, "precision": getattr(inpainter, "precision", None),
                       "batch_size": batch_size, "detector": detector,
-                      "min_face": min_face, "change_radius": change_radius, "fill_outside": fill_outside,
+                      "min_face": min_face, "grow": mask_source.grow, "change_radius": change_radius, "fill_outside": fill_outside,
                       "aligned": aligned, "sensitivity": sensitivity if mask_source.is_auto else None,
                       "damage_detector": damage_resolved,
                       "masks": str(masks) if masks else None, "mask": str(mask) if mask else None,
@@ -152,7 +157,7 @@ def restore(
     report_file = open(report, "a") if report else None
     manifest = _open_manifest(out, shard_spec)
     progress = _progress(len(sources), quiet, "restoring")
-    counts = {"ok": 0, "unchanged": 0, "skipped": 0, "no-face": 0, "error": 0}
+    counts = {"ok": 0, "partial": 0, "unchanged": 0, "skipped": 0, "no-face": 0, "error": 0}
     faces = 0
     t0 = time.time()
 
@@ -162,6 +167,8 @@ def restore(
         faces += len(r.faces)  # aligned inputs count as one face each
         if r.failed:
             _err(f"{r.path}: {r.error}")
+        elif r.status == "partial":
+            _err(f"{r.path}: warning: {r.error}")
         line = json.dumps(r.to_json()) + "\n"
         for f in (report_file, manifest):
             if f:
@@ -199,7 +206,8 @@ def restore(
         if not quiet:
             print(f"faceheal: review page {page}", file=sys.stderr)
     if not quiet:
-        print(f"faceheal: {len(sources)} photos, {faces} faces, {counts['ok']} restored, {counts['unchanged']} unchanged, "
+        print(f"faceheal: {len(sources)} photos, {faces} faces, {counts['ok'] + counts['partial']} restored "
+              f"({counts['partial']} with damage left), {counts['unchanged']} unchanged, "
               f"{counts['skipped']} already done, {counts['no-face']} without faces, {counts['error']} failed "
               f"in {time.time() - t0:.1f}s", file=sys.stderr)
     raise typer.Exit(1 if counts["error"] or counts["no-face"] else 0)
@@ -432,30 +440,57 @@ def label(
 
 @app.command("eval")
 def evaluate_cmd(
-    images: Path = typer.Option(..., "--images", help="Held-out aligned faces: a prepare folder (test split) or an image folder."),
-    masks: Path = typer.Option(..., "--masks", help="Evaluation masks (the NVIDIA irregular set)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Model alone: held-out aligned faces (a prepare folder's test split, or an image folder)."),
+    photos: Optional[Path] = typer.Option(None, "--photos", help="End to end: a folder of whole photos; its held-out split goes through faceheal restore."),
+    masks: Optional[Path] = typer.Option(None, "--masks", help="Evaluation masks (the NVIDIA irregular set)."),
     report: Path = typer.Option(Path("eval/report.md"), "--report", help="Markdown table; .json and .png beside it."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: shipped)."),
-    limit: Optional[int] = typer.Option(100, "--limit", help="Faces per bin (seeded subset)."),
+    limit: Optional[int] = typer.Option(100, "--limit", help="Faces per bin (seeded subset); with --photos, photos."),
+    split: str = typer.Option("test", "--split", help="With --photos: test (report) or val (choose settings on it)."),
+    kinds: str = typer.Option("nvidia", "--damage", help="With --photos: damage kinds, comma-separated: nvidia, irregular, strokes, scratches, blobs."),
     device: str = typer.Option("auto", "--device"),
     precision: str = typer.Option("fp32", "--precision", help="fp32 (the model card's numbers), tf32, bf16, or auto as restore picks it."),
     no_model: bool = typer.Option(False, "--baselines-only", help="Only the classical baselines."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """PSNR / SSIM / L1 by hole-ratio bin for faceheal and OpenCV Telea and Navier-Stokes."""
+    """Quality by damage bin, beside OpenCV Telea and Navier-Stokes: end to end on whole photos
+    (--photos, the headline) or the model alone on aligned crops (--images)."""
     from faceheal.evaluate import baseline_methods, evaluate
     from faceheal.inpainters import GeneratorInpainter, DEFAULT_WEIGHTS
 
-    methods = {}
-    size = 256
+    if (images is None) == (photos is None):
+        raise _usage("give --images (model alone) or --photos (end to end)")
+    if split not in ("val", "test"):
+        raise _usage(f"--split {split!r}: choose val or test")
+    gen = None
     if not no_model:
         try:
             gen = GeneratorInpainter(weights or DEFAULT_WEIGHTS, device, precision=precision)
         except FacehealError as e:
             raise _usage(str(e))
-        size = gen.crop_size
+    if photos is not None:
+        from faceheal.evaluate_photos import KINDS, evaluate_photos
+        from faceheal.faces.detect import make_detector
+        from faceheal.inpainters import TeleaInpainter
+        from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
+
+        chosen = tuple(k.strip() for k in kinds.split(",") if k.strip())
+        if not chosen or any(k not in KINDS for k in chosen):
+            raise _usage(f"--damage {kinds!r}: choose from {', '.join(KINDS)}")
+        if "nvidia" in chosen and masks is None:
+            raise _usage("--damage nvidia needs --masks (the NVIDIA irregular masks)")
+        restorer = Restorer(gen or TeleaInpainter(), make_detector("mtcnn"), MaskSource(masks_dir=Path(".")),
+                            RestoreOptions())
+        result = evaluate_photos(photos, restorer, gen, report.with_suffix(""), nvidia_dir=masks, kinds=chosen,
+                                 split=split, limit=limit, seed=seed)
+        print(result["table"])
+        return
+    if masks is None:
+        raise _usage("--images needs --masks")
+    methods = {}
+    size = gen.crop_size if gen is not None else 256
     methods.update(baseline_methods(size))
-    if not no_model:
+    if gen is not None:
         methods["faceheal"] = gen
     result = evaluate(images, masks, methods, size, limit, report.with_suffix(""), seed)
     print(result["table"])

@@ -141,7 +141,9 @@ def render_html(cards: list[dict], title: str) -> str:
     failures = "".join(f"<li><code>{html.escape(c['path'])}</code>: {html.escape(c.get('error') or c['status'])}</li>"
                        for c in failed)
     summary = (f"{len(cards)} photos, {sum(c['faces'] for c in cards)} faces, "
-               f"{sum(c['status'] == 'ok' for c in cards)} restored, {len(failed)} failed or without faces")
+               f"{sum(c['status'] in ('ok', 'partial') for c in cards)} restored "
+               f"({sum(c['status'] == 'partial' for c in cards)} with damage left unrepaired), "
+               f"{len(failed)} failed or without faces")
     return (_TEMPLATE.replace("%TITLE%", html.escape(title)).replace("%SUMMARY%", html.escape(summary))
             .replace("%FAILURES%", f"<section id='failures'><h2>Failures ({len(failed)})</h2><ul>{failures}</ul></section>" if failed else "")
             .replace("%DATA%", data))
@@ -192,7 +194,7 @@ function esc(s){return String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt
 function apply(){
   const sort = document.getElementById('sort').value, filt = document.getElementById('filter').value;
   const q = document.getElementById('q').value.toLowerCase();
-  view = ALL.filter(c => (filt === 'all' || (filt === 'errors' ? c.status === 'error' || c.status === 'no-face' : c.status === 'ok'))
+  view = ALL.filter(c => (filt === 'all' || (filt === 'errors' ? c.status === 'error' || c.status === 'no-face' : c.status === 'ok' || c.status === 'partial'))
                       && c.path.toLowerCase().includes(q));
   const bad = c => (c.status === 'error' || c.status === 'no-face') ? 0 : 1;
   const keys = {path: c => c.path, mask: c => -c.mask_ratio, faces: c => -c.faces, changed: c => -c.pixels_changed, errors: c => bad(c)};

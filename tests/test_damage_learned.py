@@ -61,7 +61,7 @@ def test_damage_training_runs_resumes_and_keeps_the_best(tmp_path):
     face = cv2.resize(face, (128, 128), interpolation=cv2.INTER_AREA)
     np.save(data / "images.npy", np.stack([np.roll(face, i * 5, axis=1) for i in range(6)]))
     np.save(data / "labels.npy", np.full((6, 128, 128), 255, np.uint8))  # as `faceheal prepare` writes: unknown
-    items = [{"source": f"{i}.png", "split": "test" if i < 2 else "train", "labels": "none"} for i in range(6)]
+    items = [{"source": f"{i}.png", "split": "val" if i < 2 else "train", "labels": "none"} for i in range(6)]
     (data / "index.json").write_text(json.dumps({"items": items}))
     cfg = DamageTrainConfig(data=str(data), out=str(tmp_path / "run"), size=64, batch_size=4, steps=3, val_count=2)
     result = DamageTrainer(cfg).run()

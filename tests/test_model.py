@@ -94,7 +94,7 @@ def test_tiny_model_trains_and_resumes(tmp_path):
     labels = np.where(np.hypot(yy - 32, xx - 32) < 20, 1, 0).astype(np.uint8)[None].repeat(n, 0)
     np.save(data / "images.npy", images)
     np.save(data / "labels.npy", labels)
-    items = [{"source": f"{i}.png", "split": "test" if i < 2 else "train",
+    items = [{"source": f"{i}.png", "split": "val" if i < 2 else "train",
               "labels": "ground-truth" if i % 2 else "none"} for i in range(n)]
     (data / "index.json").write_text(json.dumps({"items": items}))
     cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), model="tiny", size=64, batch_size=4, steps=6,
@@ -119,13 +119,34 @@ def test_tiny_model_trains_and_resumes(tmp_path):
 
     info = pack(data, tmp_path / "pack", size=64)
     assert info["count"] == 10 and info["held_out"] == 2  # held-out crops travel for the curve, still held out
-    assert len(PreparedFaces(tmp_path / "pack", "train")) == 10 and len(PreparedFaces(tmp_path / "pack", "test")) == 2
+    assert len(PreparedFaces(tmp_path / "pack", "train")) == 10 and len(PreparedFaces(tmp_path / "pack", "val")) == 2
     packed = Trainer(TrainConfig(**{**cfg.__dict__, "data": str(tmp_path / "pack"), "out": str(tmp_path / "run2"),
                                     "steps": 2, "workers": 1, "adv_weight": 0.0, "perceptual_weight": 0.0}))
     assert packed.run()["step"] == 2
     fewer = pack(data, tmp_path / "pack1", size=64, held_out_limit=1, quality=60)
     assert fewer["count"] == 10 and fewer["held_out"] == 1 and fewer["mib"] <= info["mib"]
-    assert len(PreparedFaces(tmp_path / "pack1", "test")) == 1
+    assert len(PreparedFaces(tmp_path / "pack1", "val")) == 1
+
+
+def test_held_out_crops_split_into_validation_and_test(tmp_path):
+    """Checkpoints and thresholds are chosen on 'val'; 'test' is only reported. Folders prepared before
+    'val' existed (every held-out crop marked 'test') are divided by the same hash."""
+    from collections import Counter
+
+    from faceheal.train.data import PreparedFaces
+    from faceheal.train.prepare import held_out_half, split_of
+
+    counts = Counter(split_of(f"face_{i}.jpg") for i in range(20000))
+    assert 0.04 < (counts["val"] + counts["test"]) / 20000 < 0.06 and abs(counts["val"] - counts["test"]) < 150
+    names = [f"{i}.png" for i in range(40)]
+    np.save(tmp_path / "images.npy", np.zeros((40, 8, 8, 3), np.uint8))
+    np.save(tmp_path / "labels.npy", np.zeros((40, 8, 8), np.uint8))
+    items = [{"source": n, "split": "test" if i < 20 else "train", "labels": "none"} for i, n in enumerate(names)]
+    (tmp_path / "index.json").write_text(json.dumps({"items": items}))
+    val, test = PreparedFaces(tmp_path, "val"), PreparedFaces(tmp_path, "test")
+    assert len(val) + len(test) == 20 and len(val) > 0 and len(test) > 0
+    assert set(val.indices).isdisjoint(test.indices)
+    assert all(held_out_half(names[i]) == "val" for i in val.indices)
 
 
 def test_weights_round_trip_and_checksum_is_enforced(tmp_path):

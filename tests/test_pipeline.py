@@ -9,7 +9,7 @@ import numpy as np
 import faceheal
 from faceheal.faces.detect import MtcnnDetector
 from faceheal.inpainters import TeleaInpainter
-from faceheal.pipeline import MaskSource, RestoreOptions, Restorer, detect_through_damage
+from faceheal.pipeline import MaskSource, RestoreOptions, Restorer, damage_at_scale, detect_through_damage
 from faceheal.sources import expand_inputs
 from tests.conftest import EXAMPLES, write_png
 
@@ -55,15 +55,16 @@ def test_restore_image_16bit(portrait, face_mask):
 
 
 def test_faces_far_from_the_damage_are_left_alone(tmp_path, portrait):
-    """Damage outside every face is not repaired (and reported) unless --fill-outside."""
+    """With --faces-only, damage outside every face is not repaired (and reported)."""
     h, w = portrait.shape[:2]
     mask = np.zeros((h, w), bool)
     mask[h - 20:h - 10, 10:60] = True  # bottom-left corner, far from the face
     write_png(tmp_path / "in" / "a.png", portrait)
     write_png(tmp_path / "m.png", mask.astype(np.uint8) * 255)
-    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"))
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
+                        RestoreOptions(fill_outside=None))
     [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
-    assert r.status == "unchanged" and r.unrepaired_pixels == mask.sum()
+    assert r.status == "partial" and r.unrepaired_pixels == mask.sum()  # nothing changed, damage left: said
     assert (tmp_path / "out" / "a.png").read_bytes() == (tmp_path / "in" / "a.png").read_bytes()
     restorer.options = RestoreOptions(fill_outside="telea")
     [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out2")
@@ -189,7 +190,7 @@ def test_a_face_hidden_by_damage_is_found_on_the_damage_filled_copy(portrait):
     assert np.abs(found.landmarks - face.landmarks).max() < 0.35 * eye_distance
     # the hole may come at full resolution for a downscaled detection copy
     small = cv2.resize(painted, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    [half] = detect_through_damage(detector, small, hole, 0.5)
+    [half] = detect_through_damage(detector, small, damage_at_scale(hole, small.shape[:2]), 0.5)
     assert np.abs(half.landmarks * 2 - face.landmarks).max() < 0.35 * eye_distance
 
 

@@ -19,6 +19,9 @@ FFHQ_TEMPLATE_512 = np.array(
      [201.26117, 371.41043], [313.08905, 371.15118]], np.float64)
 
 
+HOLE_CONTRIBUTION = 1 / 512  # a crop pixel with more damage in it than this is repainted (half a level of 255)
+
+
 def template(size: int) -> np.ndarray:
     """The five target landmarks for a `size` x `size` crop."""
     return FFHQ_TEMPLATE_512 * (size / 512.0)
@@ -73,8 +76,11 @@ def align_face(image: np.ndarray, hole: np.ndarray | None, landmarks: np.ndarray
 def align_with_matrix(image: np.ndarray, hole: np.ndarray | None, m: np.ndarray, size: int) -> AlignedFace:
     """Warp to the crop through a given image -> crop transform (aligned inputs use a plain rescale).
 
-    A crop pixel counts as damaged when any damaged image pixel contributes to it, so every damaged
-    image pixel the crop covers is repainted.
+    The crop's hole is the smallest cover of the damage: a crop pixel is damaged when damaged image
+    pixels make up more than `HOLE_CONTRIBUTION` of its value (through the same anti-aliasing blur,
+    interpolation and border reflection as the crop itself), so no known crop pixel carries more than
+    half a level of the damage, and no crop pixel is repainted that the damage does not reach. Where
+    the transform is 1:1 (an aligned input at the crop size) the hole is exactly the damage.
     """
     from faceheal.images import to_float_rgb
 
@@ -83,8 +89,7 @@ def align_with_matrix(image: np.ndarray, hole: np.ndarray | None, m: np.ndarray,
     if hole is None or not hole.any():
         crop_hole = np.zeros((size, size), bool)
     else:
-        warped = warp_to_crop(hole.astype(np.float32), m, size, cv2.INTER_LINEAR, border_value=0)
-        crop_hole = cv2.dilate((warped > 1e-3).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        crop_hole = warp_to_crop(hole.astype(np.float32), m, size, cv2.INTER_LINEAR) > HOLE_CONTRIBUTION
     return AlignedFace(crop=np.clip(crop, 0, 1).astype(np.float32), hole=crop_hole, matrix=np.asarray(m, np.float64))
 
 

@@ -179,7 +179,7 @@ class DamageTrainer:
         train = PreparedFaces(Path(cfg.data), "train")
         self.images, self.train_idx = train.images, train.indices
         self.backgrounds = [im for folder in cfg.backgrounds for im in _load_backgrounds(Path(folder))]
-        test_idx = PreparedFaces(Path(cfg.data), "test").indices
+        test_idx = PreparedFaces(Path(cfg.data), "val").indices  # selection: never the reported test split
         self.model = DamageNet(DamageNetConfig())
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.step, self.elapsed, self.best = 0, 0.0, -1.0

@@ -47,6 +47,16 @@ class _Packed:
         return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
 
 
+def item_split(item: dict) -> str:
+    """An index entry's split. Folders prepared before the validation split existed mark every held-out
+    crop 'test': those are divided into 'val' and 'test' by the same hash `faceheal prepare` uses now."""
+    if item["split"] != "test":
+        return item["split"]
+    from faceheal.train.prepare import held_out_half
+
+    return held_out_half(Path(item["source"]).name)
+
+
 class PreparedFaces:
     """The output of `faceheal prepare`: images.npy, labels.npy, index.json (split, label source)."""
 
@@ -64,7 +74,7 @@ class PreparedFaces:
             labels_file = root / "labels_pseudo.npy" if (root / "labels_pseudo.npy").exists() else root / "labels.npy"
             self.labels = np.load(labels_file, mmap_mode="r")
             self.size = self.images.shape[1]
-        keep = [i for i, e in enumerate(self.items) if e["split"] == split]
+        keep = [i for i, e in enumerate(self.items) if item_split(e) == split]
         if labelled_only:
             keep = [i for i in keep if self.items[i]["labels"] == "ground-truth"]
         self.indices = np.array(keep, np.int64)

@@ -97,7 +97,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         self.data = PreparedFaces(Path(cfg.data), "train", labelled_only=cfg.phase == "layout")
-        self.val_data = PreparedFaces(Path(cfg.data), "test", labelled_only=cfg.phase == "layout")
+        self.val_data = PreparedFaces(Path(cfg.data), "val", labelled_only=cfg.phase == "layout")
         gcfg = GeneratorConfig.tiny() if cfg.model == "tiny" else GeneratorConfig.default()
         if cfg.init:
             self.model, _ = load_generator(Path(cfg.init))

@@ -23,10 +23,18 @@ from faceheal.model.semantics import IGNORE, map_celebamask
 from faceheal.sources import walk_images
 
 
-def split_of(name: str, test_percent: int = 5) -> str:
-    """Deterministic split by a hash of the file name: 'test' for about `test_percent` %."""
-    h = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
-    return "test" if h % 100 < test_percent else "train"
+def split_of(name: str, held_out_percent: int = 5) -> str:
+    """Deterministic split by a hash of the file name: 'train', or about `held_out_percent` % held out,
+    halved into 'val' (checkpoints and thresholds are chosen on it) and 'test' (reported, never chosen
+    on). The held-out set is the one every shipped model was kept from; halving it keeps both halves
+    unseen by training."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return "train" if int(digest[:8], 16) % 100 >= held_out_percent else held_out_half(name)
+
+
+def held_out_half(name: str) -> str:
+    """'val' or 'test' for a held-out file, by a second part of the same hash."""
+    return "val" if int(hashlib.sha256(name.encode()).hexdigest()[8:16], 16) % 2 == 0 else "test"
 
 
 @dataclass
@@ -113,6 +121,7 @@ def prepare(data_root: Path, out_dir: Path, size: int = 256, workers: int = 2, l
     (out_dir / "labels.partial.npy").unlink()
     summary = {"size": size, "count": n, "skipped": skipped,
                "train": sum(e["split"] == "train" for e in index),
+               "val": sum(e["split"] == "val" for e in index),
                "test": sum(e["split"] == "test" for e in index),
                "labelled": sum(e["labels"] == "ground-truth" for e in index)}
     (out_dir / "index.json").write_text(json.dumps({"summary": summary, "items": index}, indent=0))

@@ -1,0 +1,121 @@
+"""The losses between the model and what `faceheal restore` delivers (the end-to-end quality issue):
+colour photos re-toned as prints, the hole grown at alignment, a resampled band pasted around the
+damage, faces missed or faked under heavy damage and reported "ok"."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from conftest import EXAMPLES, read_rgb, write_png
+from faceheal.faces.align import align_face, align_with_matrix
+from faceheal.faces.detect import Face, MtcnnDetector
+from faceheal.images import monotone_tone, to_float_rgb
+from faceheal.inpainters import TeleaInpainter
+from faceheal.pipeline import MaskSource, RestoreOptions, Restorer, aligned_matrix, find_faces
+from faceheal.sources import expand_inputs
+
+
+def test_a_faded_colour_photo_is_not_toned_and_a_sepia_print_is():
+    colour = to_float_rgb(read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png"))
+    sepia = to_float_rgb(read_rgb(EXAMPLES / "photos" / "bopbtl_c.png"))
+    assert monotone_tone(colour) is None
+    assert monotone_tone(sepia) is not None
+
+
+def test_colour_faces_are_never_judged_monochrome(shared_data):
+    faces = sorted((shared_data / "faces" / "celebamask" / "images").glob("*.jpg"))[:60]
+    judged = [p.name for p in faces if monotone_tone(to_float_rgb(read_rgb(p)[..., :3])) is not None]
+    assert judged == []
+    gray = to_float_rgb(read_rgb(shared_data / "photos" / "gray_aligned" / "codeformer_169_John_Lennon_00.png"))
+    assert monotone_tone(gray) is not None
+
+
+def test_toning_keeps_the_repairs_brightness():
+    gray = np.linspace(0.1, 0.9, 64 * 64, dtype=np.float32).reshape(64, 64)
+    sepia = gray[..., None] * np.array([1.0, 0.85, 0.66], np.float32)
+    lut = monotone_tone(sepia)
+    repair = np.array([[0.2, 0.6, 0.9], [0.5, 0.5, 0.5]], np.float32)  # a bluish and a gray repair
+    toned = lut is not None and __import__("faceheal.images", fromlist=["apply_tone"]).apply_tone(lut, repair)
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    np.testing.assert_allclose(toned @ luma, repair @ luma, atol=2e-3)  # brightness kept, only the colour is the print's
+    assert toned[0, 0] > toned[0, 2]  # sepia: red above blue
+
+
+def test_an_aligned_input_is_repainted_exactly_where_it_is_damaged(portrait, face_mask):
+    crop = cv2.resize(portrait, (256, 256), interpolation=cv2.INTER_AREA)
+    hole = cv2.resize(face_mask.astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST) > 0
+    a = align_with_matrix(crop, hole, aligned_matrix(hole.shape, 256), 256)
+    assert np.array_equal(a.hole, hole)
+
+
+def test_known_crop_pixels_carry_no_damage_and_the_hole_is_its_smallest_cover(portrait, face_mask):
+    face = MtcnnDetector().detect(portrait)[0]
+    painted = portrait.copy()
+    painted[face_mask] = 255
+    for size in (128, 256, 512):  # shrinking, about 1:1, enlarging
+        clean = align_face(portrait, face_mask, face.landmarks, size)
+        dirty = align_face(painted, face_mask, face.landmarks, size)
+        assert np.array_equal(clean.hole, dirty.hole)
+        known = ~dirty.hole
+        assert np.abs(dirty.crop - clean.crop)[known].max() <= 1.01 / 255  # at most the paint's rounding
+        # one ring of pixels less and the paint shows through: the hole is not grown beyond need
+        eroded = cv2.erode(dirty.hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        ring = dirty.hole & ~eroded
+        assert np.abs(dirty.crop - clean.crop)[ring].max(axis=-1).mean() > 0.5 / 255
+
+
+def test_a_supplied_mask_changes_exactly_its_pixels_unless_grown(tmp_path, portrait, face_mask):
+    write_png(tmp_path / "in" / "a.png", portrait)
+    write_png(tmp_path / "m.png", face_mask.astype(np.uint8) * 255)
+    [r] = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png")).run(
+        expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    changed = (read_rgb(tmp_path / "out" / "a.png") != portrait).any(-1)
+    assert r.status == "ok" and changed.sum() > 0.9 * face_mask.sum()
+    assert not (changed & ~face_mask).any(), "a pixel outside the supplied mask changed"
+    grown = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png", grow=3))
+    grown.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out3")
+    changed3 = (read_rgb(tmp_path / "out3" / "a.png") != portrait).any(-1)
+    limit = cv2.dilate(face_mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
+    assert (changed3 & ~face_mask).sum() > 0 and not (changed3 & ~limit).any()
+
+
+class _FooledByPaint:
+    """A detector that, like MTCNN on heavily painted photos, sees a small false face in the paint and
+    not the real face, which it finds once the paint is filled."""
+
+    def __init__(self, real: Face, fake: Face):
+        self.real, self.fake = real, fake
+
+    def detect(self, rgb8, scale=1.0):
+        painted = (rgb8 == 255).all(-1).mean() > 0.01
+        return [self.fake.scaled(scale)] if painted else [self.real.scaled(scale)]
+
+
+def test_a_false_face_made_of_paint_is_dropped_and_the_hidden_face_found(portrait, face_mask):
+    real = MtcnnDetector().detect(portrait)[0]
+    painted = portrait.copy()
+    hole = face_mask.copy()
+    fake_lm = real.landmarks + [0, 80]  # below the real face, its eyes and nose on a band of paint
+    fake = Face(box=(fake_lm[:, 0].min() - 10, fake_lm[:, 1].min() - 10, fake_lm[:, 0].max() + 10, fake_lm[:, 1].max() + 10),
+                score=0.9, landmarks=fake_lm)
+    x0, y0, x1, _ = (int(v) for v in fake.box)
+    hole[y0:int(fake_lm[2, 1]) + 6, x0:x1] = True  # eyes and nose on paint
+    painted[hole] = 255
+    faces, _ = find_faces(_FooledByPaint(real, fake), painted, hole)
+    assert len(faces) == 1 and np.allclose(faces[0].landmarks, real.landmarks)
+
+
+def test_damage_left_unrepaired_is_reported_not_ok(tmp_path, portrait):
+    h, w = portrait.shape[:2]
+    mask = np.zeros((h, w), bool)
+    mask[h - 20:h - 10, 10:60] = True  # far from the face
+    mask[int(h * 0.4):int(h * 0.4) + 4, int(w * 0.4):int(w * 0.6)] = True  # on the face
+    write_png(tmp_path / "in" / "a.png", portrait)
+    write_png(tmp_path / "m.png", mask.astype(np.uint8) * 255)
+    [r] = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
+                   RestoreOptions(fill_outside=None)).run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    assert r.status == "partial" and r.unrepaired_pixels == 500 and "left unrepaired" in r.error
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
+                        RestoreOptions(fill_outside="telea"))
+    [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out2")
+    assert r.status == "ok" and r.unrepaired_pixels == 0
