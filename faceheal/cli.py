@@ -85,12 +85,13 @@ def restore(
     report: Optional[Path] = typer.Option(None, "--report", help="Write one JSON line per input here."),
     save_layout: Optional[Path] = typer.Option(None, "--save-layout", help="Write each face's predicted semantic layout here."),
     in_place: bool = typer.Option(False, "--in-place", help="Allow -o to be the input folder (keeps <name>.faceheal-bak)."),
-    max_pixels: int = typer.Option(1_000_000_000, "--max-pixels", help="Refuse images larger than this many pixels (decompression bombs)."),
+    max_pixels: int = typer.Option(300_000_000, "--max-pixels", help="Refuse images of more pixels than this (decompression bombs; an A3 scan at 1200 dpi has 278 million)."),
     jpeg_quality: Optional[int] = typer.Option(None, "--jpeg-quality", help="JPEG quality (default: the input's tables)."),
     sidecar: bool = typer.Option(False, "--sidecar", help="Write <output>.faceheal.json: version, weights and mask SHA-256, faces, changes, flags."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output exists: re-run to resume an interrupted run."),
     review: bool = typer.Option(False, "--review", help="Also write OUT/review/index.html: before/after/mask of every photo."),
     shard_spec: Optional[str] = typer.Option(None, "--shard", help="K/N: process only the K-th of N deterministic parts (clusters)."),
+    null: bool = typer.Option(False, "--null", "-0", help="Paths on stdin are separated by NUL bytes (find -print0)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary."),
     debug: bool = typer.Option(False, "--debug", help="Tracebacks instead of one-line errors."),
 ) -> None:
@@ -99,7 +100,7 @@ def restore(
     Without --masks/--mask the damage is detected automatically (scratches, cracks, dust, paint).
     """
     from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
-    from faceheal.sources import check_output_dir, expand_inputs, shard
+    from faceheal.sources import check_output_dir, check_outputs, expand_inputs, shard
 
     try:
         if mask is not None and masks is not None:
@@ -115,9 +116,10 @@ def restore(
         check_output_dir(out, inputs, in_place)
         if review and save_layout is None:  # the review page shows each face's predicted layout
             save_layout = out / ".faceheal" / "layouts"
-        all_sources = expand_inputs(inputs, exclude=out)
+        all_sources = expand_inputs(inputs, exclude=out, null=null)
         if not all_sources:
             raise UsageError("no input images found")
+        check_outputs(out, all_sources, in_place)
         sources = shard(all_sources, shard_spec)
         from faceheal.inpainters import make_inpainter
         inpainter = make_inpainter(model, weights, device, batch_size, precision)
@@ -154,7 +156,10 @@ def restore(
             raise
         raise _usage(str(e))
 
-    report_file = open(report, "a") if report else None
+    try:
+        report_file = open(report, "w") if report else None  # this run's report, not appended to an old one
+    except OSError as e:
+        raise _usage(f"--report {report}: {e.strerror or e}")
     manifest = _open_manifest(out, shard_spec)
     progress = _progress(len(sources), quiet, "restoring")
     counts = {"ok": 0, "partial": 0, "unchanged": 0, "skipped": 0, "no-face": 0, "error": 0}
@@ -167,6 +172,10 @@ def restore(
         faces += len(r.faces)  # aligned inputs count as one face each
         if r.failed:
             _err(f"{r.path}: {r.error}")
+            if debug and r.traceback:
+                _err(r.traceback.rstrip())
+        elif r.status == "no-face":
+            _err(f"{r.path}: {r.error}" + ("" if skip_no_face else " (copied unchanged)"))
         elif r.status == "partial":
             _err(f"{r.path}: warning: {r.error}")
         line = json.dumps(r.to_json()) + "\n"
@@ -210,7 +219,7 @@ def restore(
               f"({counts['partial']} with damage left), {counts['unchanged']} unchanged, "
               f"{counts['skipped']} already done, {counts['no-face']} without faces, {counts['error']} failed "
               f"in {time.time() - t0:.1f}s", file=sys.stderr)
-    raise typer.Exit(1 if counts["error"] or counts["no-face"] else 0)
+    raise typer.Exit(1 if counts["error"] else 0)  # a photo without a face is an outcome, not a failure
 
 
 def _open_manifest(out: Path, shard_spec: str | None):

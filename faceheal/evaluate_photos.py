@@ -144,7 +144,10 @@ def build_cases(photos: list[Path], detector: FaceDetector, damage: DamageSource
         for b in bins:
             hole = np.zeros(clean.shape[:2], bool)
             hole[y0:y1, x0:x1] = damage.mask(b, (y1 - y0, x1 - x0))
-            cases.append(Case(f"{p.stem}_{damage.kind}_{b}", p, b, clean, hole, box, face, faces))
+            ratio = hole[y0:y1, x0:x1].mean()
+            measured = [i for i, (lo, hi) in enumerate(BINS) if lo <= ratio < hi]
+            if measured:  # thin kinds (scratches) cannot reach the large bins: such draws are dropped
+                cases.append(Case(f"{p.stem}_{damage.kind}_{b}", p, measured[0], clean, hole, box, face, faces))
     return cases, skipped
 
 
@@ -208,6 +211,22 @@ def _in_box(img: np.ndarray, box) -> np.ndarray:
     return img[y0:y1, x0:x1].astype(np.float32) / (255.0 if img.dtype == np.uint8 else 1.0)
 
 
+def seam_ratio(output: np.ndarray, case: Case) -> float:
+    """Gradient energy across the damage's boundary in the output, over the clean photo's there, inside
+    the face box: 1 where the repair meets its surroundings as the photo itself does, above 1 for a
+    visible seam, below 1 for a blurred band."""
+    x0, y0, x1, y1 = case.box
+    hole = case.hole[y0:y1, x0:x1].astype(np.uint8)
+    k = np.ones((3, 3), np.uint8)
+    ring = (cv2.dilate(hole, k) > 0) & ~(cv2.erode(hole, k) > 0)
+
+    def energy(img):
+        g = cv2.cvtColor(np.ascontiguousarray(img[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float(np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))[ring].mean())
+
+    return energy(output) / max(energy(case.clean), 1e-6)
+
+
 def score_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
     """PSNR, SSIM and LPIPS of each (prediction, truth) pair of float RGB images."""
     rows = [{"psnr": psnr(p, t), "ssim": ssim(p, t)} for p, t in pairs]
@@ -252,6 +271,9 @@ def evaluate_photos(photos_root: Path, restorer, inpainter: Inpainter | None, ou
                    "faceheal": outputs}
         scores = {m: score_pairs([(_in_box(o, c.box), _in_box(c.clean, c.box)) for o, c in zip(outs, cases)])
                   for m, outs in methods.items()}
+        for m, outs in methods.items():
+            for row, o, c in zip(scores[m], outs, cases):
+                row["seam"] = seam_ratio(o, c)
         if inpainter is not None:
             in_crop, pasted = model_alone(cases, inpainter)
             scores["model alone"], scores["model, pasted"] = score_pairs(in_crop), score_pairs(pasted)
@@ -268,7 +290,8 @@ def evaluate_photos(photos_root: Path, restorer, inpainter: Inpainter | None, ou
         "restored by `faceheal restore`'s Restorer; PSNR (dB) / SSIM / LPIPS (lower is better) inside the face "
         "box against the clean photo. 'model alone': the generator on the clean photo's aligned crop with the "
         "same damage, scored over the face box's footprint in the crop; 'model, pasted': that result pasted into the photo "
-        "through the inverse warp, scored in the face box (a perfect detector). missed / false: faces; left: damaged "
+        "through the inverse warp, scored in the face box (a perfect detector). seam: gradient energy across the damage's "
+        "edge over the clean photo's (1 = no seam, below 1 = a blurred band). missed / false: faces; left: damaged "
         "face-box pixels written back unrepaired.\n\n" + report["table"] + "\n")
     if grids:
         grid = np.concatenate(grids, 0)
@@ -284,8 +307,8 @@ def summarise(cases: list[Case], scores: dict[str, list[dict]], outcomes: list[d
             continue
         row = {"bin": f"{int(lo * 100)}-{int(hi * 100)}%", "n": len(sel)}
         for m, s in scores.items():
-            row[m] = {k: float(np.mean([s[i][k] for i in sel])) if s[sel[0]][k] is not None else None
-                      for k in ("psnr", "ssim", "lpips")}
+            row[m] = {k: float(np.mean([s[i][k] for i in sel])) if s[sel[0]].get(k) is not None else None
+                      for k in ("psnr", "ssim", "lpips", "seam")}
         damaged = sum(outcomes[i]["damaged"] for i in sel)
         row["missed"] = sum(not outcomes[i]["found"] for i in sel)
         row["false_faces"] = sum(outcomes[i]["false_faces"] for i in sel)
@@ -301,14 +324,15 @@ def markdown(report: dict) -> str:
         methods = [m for m in ("telea", "navier-stokes", "faceheal", "model, pasted", "model alone") if m in k["bins"][0]] if k["bins"] else []
         lines += [f"**{kind}** damage ({len(k['skipped'])} photos skipped: no face on the clean photo or unreadable)", "",
                   "| face damage | n | " + " | ".join(f"{m} PSNR / SSIM / LPIPS" for m in methods)
-                  + " | faceheal - telea | missed / false | left |",
-                  "|---|---|" + "---|" * (len(methods) + 3)]
+                  + " | faceheal - telea | seam: telea / faceheal | missed / false | left |",
+                  "|---|---|" + "---|" * (len(methods) + 4)]
         for r in k["bins"]:
             cells = [f"{r[m]['psnr']:.2f} / {r[m]['ssim']:.3f} / " + (f"{r[m]['lpips']:.3f}" if r[m]["lpips"] is not None else "-")
                      for m in methods]
             gain = r["faceheal"]["psnr"] - r["telea"]["psnr"]
             lines.append(f"| {r['bin']} | {r['n']} | " + " | ".join(cells)
-                         + f" | {gain:+.2f} dB | {r['missed']} / {r['false_faces']} | {100 * r['left']:.2f} % |")
+                         + f" | {gain:+.2f} dB | {r['telea']['seam']:.2f} / {r['faceheal']['seam']:.2f}"
+                         + f" | {r['missed']} / {r['false_faces']} | {100 * r['left']:.2f} % |")
         lines.append("")
     return "\n".join(lines)
 

@@ -358,8 +358,28 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to `path` through a temp file + rename; on failure nothing appears under `path`."""
+def _default_mode() -> int:
+    """What a new file gets under this process's umask (read once: changing the umask is not thread-safe)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+DEFAULT_FILE_MODE = _default_mode()
+
+
+def mode_of(path: str | os.PathLike) -> int | None:
+    """The permission bits of an existing file (an output takes its input's), or None."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        return None
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
+    """Write bytes to `path` through a temp file + rename; on failure nothing appears under `path`.
+    The file gets `mode` (an input's permission bits), else what the umask gives a new file, never the
+    temp file's private 0600."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -367,6 +387,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror or e}") from None
     try:
+        os.fchmod(fd, DEFAULT_FILE_MODE if mode is None else mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -380,5 +401,6 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
-def write_image(path: str | os.PathLike, picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None) -> None:
-    write_atomic(path, encode_image(picture, pixels, jpeg_quality))
+def write_image(path: str | os.PathLike, picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None,
+                mode: int | None = None) -> None:
+    write_atomic(path, encode_image(picture, pixels, jpeg_quality), mode)

@@ -87,7 +87,7 @@ class GeneratorInpainter:
         import torch
 
         from faceheal.model.generator import load_generator
-        from faceheal.train.loop import pick_device
+        from faceheal.model.device import pick_device
 
         self.torch = torch
         self.weights = Path(weights)

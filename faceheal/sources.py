@@ -66,18 +66,32 @@ def walk_images(root: Path, exclude: Path | None = None) -> Iterator[Path]:
                 yield p
 
 
-def _stdin_paths(stream: TextIO) -> Iterator[Path]:
-    for line in stream:
-        line = line.strip()
-        if line:
-            yield Path(line)
+def _stdin_paths(stream: TextIO, null: bool = False) -> Iterator[Path]:
+    """Paths on stdin, one per line, or separated by NUL bytes (`-0`, for `find -print0`)."""
+    text = stream.read()
+    if not null and "\0" in text:
+        raise UsageError("the paths on stdin are separated by NUL bytes (find -print0): pass -0/--null")
+    for item in text.split("\0") if null else text.splitlines():
+        item = item if null else item.strip()
+        if item:
+            yield Path(item)
 
 
-def expand_inputs(inputs: Iterable[str], stdin: TextIO | None = None, exclude: Path | None = None) -> list[Source]:
+def _stdin_relative(path: Path, cwd: Path) -> Path:
+    """Where a stdin path is mirrored under -o: its path from the current folder when it lies below it,
+    else its whole absolute path without the root (as `cp --parents` and `rsync -R` do)."""
+    absolute = Path(os.path.normpath(path.absolute()))
+    if absolute == cwd or cwd in absolute.parents:
+        return absolute.relative_to(cwd)
+    return Path(*absolute.parts[1:])
+
+
+def expand_inputs(inputs: Iterable[str], stdin: TextIO | None = None, exclude: Path | None = None,
+                  null: bool = False) -> list[Source]:
     """Files, folders and `-` -> sources with relative paths, in a stable order, without duplicates.
 
     A folder's files are relative to that folder; a single file is relative to its own folder; stdin
-    paths are relative to the current directory (one that escapes it fails, alone, when mirrored).
+    paths are relative to the current directory, or, outside it, mirrored by their full path.
     Missing files are kept (they fail later, one line each, and the batch goes on).
     """
     sources: list[Source] = []
@@ -92,11 +106,8 @@ def expand_inputs(inputs: Iterable[str], stdin: TextIO | None = None, exclude: P
     cwd = Path.cwd().resolve()
     for item in inputs:
         if item == "-":
-            for p in _stdin_paths(stdin or sys.stdin):
-                # relative to the current folder, the root of stdin paths; a path that escapes it
-                # keeps its '..' and is refused for that input when its output path is made
-                rel = Path(os.path.relpath(p.absolute(), cwd))
-                add(p, rel)
+            for p in _stdin_paths(stdin or sys.stdin, null):
+                add(p, _stdin_relative(p, cwd))
             continue
         p = Path(item)
         if p.is_dir():
@@ -112,18 +123,45 @@ def output_path(out_dir: Path, source: Source) -> Path:
     target = (out_dir / source.relative).resolve()
     root = out_dir.resolve()
     if root != target and root not in target.parents:
-        raise OutputError(f"its output would fall outside {out_dir} (paths on stdin must lie under the current folder)")
+        raise OutputError(f"its output would fall outside {out_dir}")
     return out_dir / source.relative
 
 
 def check_output_dir(out_dir: Path, inputs: Iterable[str], in_place: bool) -> None:
-    """Refuse `-o` equal to an input folder (or inside it... only equality matters) unless --in-place."""
+    """Refuse `-o` equal to an input folder, or above one (its outputs would land among other
+    originals: `restore album/scans -o album` writes album/p1.png), unless --in-place."""
     if in_place:
         return
     out = out_dir.resolve()
     for item in inputs:
-        if item != "-" and Path(item).is_dir() and Path(item).resolve() == out:
+        if item == "-" or not Path(item).is_dir():
+            continue
+        folder = Path(item).resolve()
+        if folder == out:
             raise UsageError(f"-o {out_dir} is the input folder: pick another folder or pass --in-place (keeps a backup)")
+        if out in folder.parents:
+            raise UsageError(f"-o {out_dir} holds the input folder {item}: its outputs would land among other "
+                             f"originals; pick another folder")
+
+
+def check_outputs(out_dir: Path, sources: list[Source], in_place: bool) -> None:
+    """Every output path, decided before any work: two inputs that would share one, or an output that
+    is another input's file, are a usage error (nothing is written), not a silent overwrite."""
+    owner: dict[str, Source] = {}
+    inputs = {str(s.path.resolve()): s for s in sources if s.path.exists()}
+    for s in sources:
+        try:
+            target = output_path(out_dir, s)
+        except OutputError:
+            continue  # refused for that input alone, later, with its name
+        key = os.path.normcase(str(target.resolve()))
+        if key in owner:
+            raise UsageError(f"{owner[key].path} and {s.path} would both be written to {target}: "
+                             f"restore them in separate runs or into separate -o folders")
+        owner[key] = s
+        other = inputs.get(str(target.resolve()))
+        if other is not None and other.path.resolve() != s.path.resolve():
+            raise UsageError(f"the output of {s.path} would overwrite the input {other.path}: pick another -o")
 
 
 def shard(sources: list[Source], spec: str | None) -> list[Source]:

@@ -113,7 +113,8 @@ def test_skip_no_face_writes_nothing(tmp_path):
     write_png(tmp_path / "in" / "blank.png", np.full((80, 80, 3), 90, np.uint8))
     write_png(tmp_path / "m.png", np.zeros((80, 80), np.uint8))
     r = restore(tmp_path / "in", "-o", tmp_path / "out", "--mask", tmp_path / "m.png", "--model", "telea", "--skip-no-face")
-    assert r.exit_code == 1
+    assert r.exit_code == 0, "a photo without a face is an outcome, not a failure"
+    assert "blank.png: no face found" in r.stderr and "1 without faces, 0 failed" in r.stderr
     assert not (tmp_path / "out" / "blank.png").exists()
 
 
@@ -283,3 +284,69 @@ def test_train_usage_errors_exit_2_before_any_work(tmp_path, args, says):
     r = runner.invoke(app, ["train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "run"), *args])
     assert r.exit_code == 2 and says in r.output
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_outputs_take_the_inputs_permissions(job, tmp_path):
+    import os
+    import stat
+
+    (job / "in" / "family" / "grandpa.png").chmod(0o664)
+    r = restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--model", "telea")
+    assert r.exit_code == 0, r.output
+    assert stat.S_IMODE(os.stat(job / "out" / "family" / "grandpa.png").st_mode) == 0o664
+    r = restore(job / "in", "-o", job / "in", "--masks", job / "masks", "--model", "telea", "--in-place")
+    assert r.exit_code == 0, r.output
+    assert stat.S_IMODE(os.stat(job / "in" / "family" / "grandpa.png").st_mode) == 0o664
+    mask_copy = job / "outmask"
+    r = runner.invoke(app, ["mask", str(job / "in"), "-o", str(mask_copy)])
+    written = [p for p in mask_copy.rglob("*.png")]
+    assert written and all(stat.S_IMODE(os.stat(p).st_mode) != 0o600 for p in written)
+
+
+def test_two_inputs_for_one_output_exit_2_and_write_nothing(tmp_path, portrait):
+    write_png(tmp_path / "dup" / "a" / "p.png", portrait)
+    write_png(tmp_path / "dup" / "b" / "p.png", portrait)
+    r = restore(tmp_path / "dup" / "a", tmp_path / "dup" / "b", "-o", tmp_path / "out", "--model", "telea")
+    assert r.exit_code == 2 and "both be written" in r.stderr
+    assert not (tmp_path / "out" / "p.png").exists()
+    write_png(tmp_path / "album" / "p1.png", portrait)
+    write_png(tmp_path / "album" / "scans" / "p1.png", portrait[::-1])
+    before = (tmp_path / "album" / "p1.png").read_bytes()
+    r = restore(tmp_path / "album" / "scans", "-o", tmp_path / "album", "--model", "telea")
+    assert r.exit_code == 2 and (tmp_path / "album" / "p1.png").read_bytes() == before
+
+
+def test_usage_errors_are_one_line_with_exit_2(job):
+    import torch
+
+    if not torch.cuda.is_available():
+        r = restore(job / "in", "-o", job / "out", "--device", "cuda")
+        assert r.exit_code == 2 and "no CUDA device" in r.stderr and "Traceback" not in r.output
+    r = restore("-", "-o", job / "out", input=f"{job / 'in' / 'family' / 'grandpa.png'}\0")
+    assert r.exit_code == 2 and "-0" in r.stderr and "Traceback" not in r.output
+    r = restore("-", "-0", "-o", job / "out", "--mask", job / "masks" / "family" / "grandpa.png", "--model", "telea",
+                input=f"{job / 'in' / 'family' / 'grandpa.png'}\0")
+    assert r.exit_code == 0, r.output
+
+
+def test_an_unexpected_exception_fails_its_photo_only_and_report_starts_afresh(job, portrait, monkeypatch):
+    import faceheal.pipeline as pipeline
+
+    write_png(job / "in" / "zz" / "other.png", portrait)
+    write_png(job / "masks" / "zz" / "other.png", np.zeros(portrait.shape[:2], np.uint8))
+    (job / "r.jsonl").write_text('{"path": "from an older run"}\n')
+    real = pipeline.read_image
+
+    def flaky(path, *a, **k):
+        if "grandpa" in str(path):
+            raise RuntimeWarning("a decoder's warning turned error")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(pipeline, "read_image", flaky)
+    r = restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--model", "telea", "--report", job / "r.jsonl")
+    assert r.exit_code == 1 and "grandpa.png: unexpected RuntimeWarning" in r.stderr and "Traceback" not in r.output
+    assert (job / "out" / "zz" / "other.png").is_file()
+    lines = [json.loads(x) for x in (job / "r.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and "from an older run" not in str(lines)
+    r = restore(job / "in", "-o", job / "out2", "--masks", job / "masks", "--model", "telea", "--debug")
+    assert "Traceback" in r.stderr and "a decoder's warning" in r.stderr

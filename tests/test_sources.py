@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from faceheal.errors import OutputError, UsageError
-from faceheal.sources import Source, check_output_dir, expand_inputs, output_path, shard
+from faceheal.sources import Source, check_output_dir, check_outputs, expand_inputs, output_path, shard
 
 
 def _touch(p: Path) -> Path:
@@ -50,13 +50,42 @@ def test_symlink_loop_does_not_hang(tmp_path):
     assert [s.relative.as_posix() for s in got] == ["a.png"]
 
 
-def test_stdin_path_escaping_the_root_is_refused_alone(tmp_path, monkeypatch):
-    _touch(tmp_path / "outside.png")
+def test_stdin_paths_outside_the_current_folder_are_mirrored_by_their_full_path(tmp_path, monkeypatch):
+    """`find /abs/dir | faceheal restore - -o out`: as cp --parents and rsync -R do, never outside -o."""
+    outside = _touch(tmp_path / "outside.png")
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
-    got = expand_inputs(["-"], stdin=io.StringIO("../outside.png\n"))
-    with pytest.raises(OutputError, match="outside"):
-        output_path(tmp_path / "work" / "out", got[0])
+    [rel] = expand_inputs(["-"], stdin=io.StringIO(f"../outside.png\n{outside}\n"))  # one file, named twice
+    assert rel.relative == Path(*outside.parts[1:])
+    assert output_path(tmp_path / "work" / "out", rel) == tmp_path / "work" / "out" / Path(*outside.parts[1:])
+
+
+def test_nul_separated_stdin_needs_null(tmp_path, monkeypatch):
+    a = _touch(tmp_path / "a b.png")
+    c = _touch(tmp_path / "c.png")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="-0"):
+        expand_inputs(["-"], stdin=io.StringIO(f"{a}\0{c}\0"))
+    got = expand_inputs(["-"], stdin=io.StringIO(f"{a}\0{c}\0"), null=True)
+    assert [s.relative.as_posix() for s in got] == ["a b.png", "c.png"]
+
+
+def test_two_inputs_with_one_output_are_refused_before_any_work(tmp_path):
+    _touch(tmp_path / "dup" / "a" / "p.png")
+    _touch(tmp_path / "dup" / "b" / "p.png")
+    sources = expand_inputs([str(tmp_path / "dup" / "a"), str(tmp_path / "dup" / "b")])
+    with pytest.raises(UsageError, match="both be written"):
+        check_outputs(tmp_path / "out", sources, in_place=False)
+
+
+def test_an_output_over_another_input_and_o_above_the_input_are_refused(tmp_path):
+    _touch(tmp_path / "album" / "p1.png")
+    _touch(tmp_path / "album" / "scans" / "p1.png")
+    with pytest.raises(UsageError, match="holds the input folder"):
+        check_output_dir(tmp_path / "album", [str(tmp_path / "album" / "scans")], in_place=False)
+    sources = expand_inputs([str(tmp_path / "album" / "scans" / "p1.png"), str(tmp_path / "album" / "p1.png")])
+    with pytest.raises(UsageError):
+        check_outputs(tmp_path / "album", sources, in_place=True)
 
 
 def test_shards_are_disjoint_complete_and_stable():

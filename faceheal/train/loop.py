@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from faceheal.model.device import pick_device
 from faceheal.model.discriminator import PatchDiscriminator
 from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
 from faceheal.train.data import PreparedFaces, fixed_validation
@@ -64,14 +65,6 @@ def lr_factor(step: int, cfg: TrainConfig, final: float = 0.05) -> float:
         done = (step - cfg.decay_from) / max(1, cfg.steps - cfg.decay_from)
         factor *= 1.0 - (1.0 - final) * min(1.0, done)
     return factor
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
