@@ -26,9 +26,9 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Pillow's built-in 89-megapixel warning
 Image.MAX_IMAGE_PIXELS = None
 DEFAULT_MAX_PIXELS = 1_000_000_000
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 _FORMAT_BY_EXT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
-                  ".bmp": "BMP", ".webp": "WEBP"}
+                  ".bmp": "BMP", ".webp": "WEBP", ".gif": "GIF"}
 # ITU-R BT.601 luma, the weights Pillow uses for RGB -> L: gray in, gray out, with no colour cast.
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -45,18 +45,36 @@ _ORIENT = {
 
 
 @dataclass
+class StoredMode:
+    """A file whose colour mode the model cannot take as it is (1-bit, palette, CMYK, LAB): its pixels in
+    that mode, so that writing it back keeps every unchanged pixel exactly and converts only the
+    repaired ones into the mode (bilevel by threshold, palette by the nearest of its own colours)."""
+
+    mode: str  # Pillow mode: "1", "P", "CMYK" or "LAB"
+    array: np.ndarray  # (H, W) bool for "1", (H, W) palette indices for "P", (H, W, 4|3) for CMYK/LAB
+    palette: np.ndarray | None = None  # (N, 3) uint8 RGB entries of a palette
+    palette_bytes: tuple[str, bytes] | None = None  # (rawmode, data) to put the palette back as it was
+
+
+@dataclass
 class Picture:
     """A decoded photo.
 
     pixels: stored pixels, (H, W) or (H, W, C) with C in {2, 3, 4} (gray+alpha, RGB, RGBA), uint8/uint16.
-    format: Pillow format name (JPEG, PNG, TIFF, BMP, WEBP); info: metadata to write back.
+    format: Pillow format name (JPEG, PNG, TIFF, BMP, WEBP, GIF); info: metadata to write back.
     orientation: EXIF orientation (1 = none); `display()` applies it, `store()` undoes it.
+    stored: the file's own mode when `pixels` are a conversion of it (see StoredMode).
+    frames: pages or animation frames in the file; only the first is decoded, and a file of several is
+    never written back changed (it would lose the others): it is copied when nothing changes, else refused.
     """
 
     pixels: np.ndarray
     format: str
     info: dict = field(default_factory=dict)
     orientation: int = 1
+    stored: StoredMode | None = None
+    frames: int = 1
+    jpeg_bytes: bytes | None = None  # a JPEG's own file: repairs replace its blocks, not the whole file
 
     @property
     def is_gray(self) -> bool:
@@ -169,22 +187,81 @@ def _sniff_format(img: Image.Image, path: Path) -> str:
     return img.format or _FORMAT_BY_EXT.get(path.suffix.lower(), "PNG")
 
 
-def _pillow_pixels(img: Image.Image) -> np.ndarray:
+def _lab_transform(to_rgb: bool):
+    from PIL import ImageCms
+
+    lab, srgb = ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB")
+    if to_rgb:
+        return ImageCms.buildTransformFromOpenProfiles(lab, srgb, "LAB", "RGB")
+    return ImageCms.buildTransformFromOpenProfiles(srgb, lab, "RGB", "LAB")
+
+
+def _pillow_pixels(img: Image.Image) -> tuple[np.ndarray, StoredMode | None]:
+    """Pixels for the model and, for modes it cannot take as they are, the file's own (StoredMode)."""
     mode = img.mode
     if mode in ("L", "RGB", "RGBA", "LA"):
-        return np.asarray(img)
+        return np.asarray(img), None
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return np.asarray(img).astype(np.uint16)
+        return np.asarray(img).astype(np.uint16), None
     if mode == "I":
         arr = np.asarray(img)
         if arr.min() >= 0 and arr.max() <= 65535:
-            return arr.astype(np.uint16)
+            return arr.astype(np.uint16), None
         raise UnreadableImage("32-bit integer images are not supported")
     if mode == "1":
-        return np.asarray(img.convert("L"))
-    if mode in ("P", "PA"):
-        return np.asarray(img.convert("RGBA" if "transparency" in img.info or mode == "PA" else "RGB"))
+        return np.asarray(img.convert("L")), StoredMode("1", np.asarray(img).copy())
+    if mode == "P":
+        rawmode, data = img.palette.getdata()
+        rgb = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        palette = np.asarray(img.getpalette("RGB") or [0, 0, 0], np.uint8).reshape(-1, 3)
+        return np.asarray(rgb), StoredMode("P", np.asarray(img).copy(), palette, (rawmode, data))
+    if mode == "CMYK":
+        return np.asarray(img.convert("RGB")), StoredMode("CMYK", np.asarray(img).copy())
+    if mode == "LAB":
+        from PIL import ImageCms
+
+        return np.asarray(ImageCms.applyTransform(img, _lab_transform(True))), StoredMode("LAB", np.asarray(img).copy())
     raise UnreadableImage(f"unsupported colour mode {mode}")
+
+
+_BAYER4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], np.float32)
+
+
+def descreened(picture: Picture, display: np.ndarray) -> np.ndarray:
+    """What faces and damage are looked for in: a bilevel (1-bit) photo's dither or halftone smoothed
+    into grays first, or every dot would look like a speck of dust; other photos as they are."""
+    if picture.stored is None or picture.stored.mode != "1":
+        return display
+    return cv2.GaussianBlur(display, (0, 0), 1.5)
+
+
+def _into_stored_mode(stored: StoredMode, before: np.ndarray, pixels: np.ndarray) -> Image.Image:
+    """The file's own mode back: unchanged pixels exactly as stored, changed ones converted."""
+    changed = pixels != before
+    if changed.ndim == 3:
+        changed = changed.any(-1)
+    arr = stored.array.copy()
+    if changed.any():
+        new = pixels[changed]
+        if stored.mode == "1":  # ordered (Bayer) dither: a bilevel print's repair is dithered like its grays
+            ys, xs = np.nonzero(changed)
+            gray = (new if new.ndim == 1 else new[:, 0]).astype(np.float32)
+            arr[changed] = gray > (_BAYER4[ys % 4, xs % 4] + 0.5) * 16
+        elif stored.mode == "P":
+            rgb = new[:, :3].astype(np.int32)
+            d = ((rgb[:, None, :] - stored.palette[None, :, :].astype(np.int32)) ** 2).sum(-1)
+            arr[changed] = d.argmin(1).astype(arr.dtype)
+        elif stored.mode == "CMYK":
+            arr[changed] = np.asarray(Image.fromarray(np.ascontiguousarray(new[None, :, :3])).convert("CMYK"))[0]
+        elif stored.mode == "LAB":
+            from PIL import ImageCms
+
+            patch = Image.fromarray(np.ascontiguousarray(new[None, :, :3]))
+            arr[changed] = np.asarray(ImageCms.applyTransform(patch, _lab_transform(False)))[0]
+    img = Image.fromarray(arr, stored.mode) if stored.mode != "1" else Image.fromarray(arr)
+    if stored.mode == "P" and stored.palette_bytes is not None:
+        img.putpalette(stored.palette_bytes[1], stored.palette_bytes[0])
+    return img
 
 
 def _tiff_metadata_exif(exif: Image.Exif) -> bytes:
@@ -263,7 +340,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
         raise
     except Exception as e:
         raise _pillow_error(e) from None
-    info = {k: img.info[k] for k in ("icc_profile", "exif", "dpi", "xmp", "compression", "transparency")
+    info = {k: img.info[k] for k in ("icc_profile", "exif", "dpi", "xmp", "compression", "transparency", "progressive")
             if k in img.info}
     if fmt == "JPEG":
         info["quantization"] = getattr(img, "quantization", None)
@@ -281,14 +358,16 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
         raise
     except Exception as e:
         raise UnreadableImage(f"corrupt {fmt} data ({e})") from None
+    stored = None
     if pixels is None:
         try:
             img.load()
         except Exception as e:
             raise _pillow_error(e) from None
-        pixels = _pillow_pixels(img)
+        pixels, stored = _pillow_pixels(img)
     return Picture(pixels=np.ascontiguousarray(pixels), format=fmt, info=info,
-                   orientation=orientation if orientation in _ORIENT else 1)
+                   orientation=orientation if orientation in _ORIENT else 1, stored=stored,
+                   frames=int(getattr(img, "n_frames", 1) or 1), jpeg_bytes=data if fmt == "JPEG" else None)
 
 
 def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None) -> bytes:
@@ -296,6 +375,9 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
     fmt = picture.format
     info = picture.info
     buf = io.BytesIO()
+    if picture.frames > 1:
+        raise OutputError(f"{picture.frames} frames (a multi-page or animated file): faceheal restores single "
+                          f"images and would drop the others, so this file was not restored (split its frames first)")
     if pixels.dtype == np.uint16 and pixels.ndim == 3 and pixels.shape[2] >= 3:
         if fmt == "TIFF":
             import tifffile
@@ -312,7 +394,9 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
         if not ok:
             raise OutputError("could not encode 16-bit PNG")
         return enc.tobytes()
-    if pixels.dtype == np.uint16:
+    if picture.stored is not None:
+        img = _into_stored_mode(picture.stored, picture.pixels, pixels)
+    elif pixels.dtype == np.uint16:
         img = Image.fromarray(np.ascontiguousarray(pixels if pixels.ndim == 2 else pixels[..., 0]))  # I;16
     else:
         img = Image.fromarray(pixels)
@@ -339,12 +423,32 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
             xmp = info["xmp"]
             meta.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp)
             kw["pnginfo"] = meta
-        if "transparency" in info and img.mode in ("L", "RGB"):
+        if "transparency" in info and img.mode in ("L", "RGB", "P"):
             kw["transparency"] = info["transparency"]
     elif fmt == "WEBP":
         kw["lossless"] = True
+    if fmt == "JPEG" and info.get("progressive"):
+        kw["progressive"] = True
     img.save(buf, format=fmt, **kw)
+    if fmt == "JPEG" and picture.jpeg_bytes is not None:
+        return _as_jpeg_repair(picture, pixels, buf.getvalue(), same_tables=not jpeg_quality)
     return buf.getvalue()
+
+
+def _as_jpeg_repair(picture: Picture, pixels: np.ndarray, encoded: bytes, same_tables: bool) -> bytes:
+    """A repaired JPEG: the original's blocks wherever no pixel changed, and all its markers
+    (faceheal/jpeg_blocks.py). With --jpeg-quality the tables differ and the whole file is re-encoded."""
+    from faceheal import jpeg_blocks
+
+    try:
+        if same_tables and picture.stored is None:
+            changed = pixels != picture.pixels
+            spliced = jpeg_blocks.splice(picture.jpeg_bytes, encoded, changed.any(-1) if changed.ndim == 3 else changed)
+            if spliced is not None:
+                return spliced
+        return jpeg_blocks.with_markers_of(picture.jpeg_bytes, encoded)
+    except (ValueError, OSError):  # an odd file jpeglib cannot take: Pillow's encode as it is
+        return encoded
 
 
 def file_sha256(path: str | os.PathLike) -> str:

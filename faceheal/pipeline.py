@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import cv2
 import numpy as np
 
 from faceheal.errors import FacehealError, NoFaceFound, OutputError
 from faceheal.faces.align import (AlignedFace, align_face, align_with_matrix, change_weight, crop_region, paste_back,
                                   shift_matrix, template)
 from faceheal.faces.detect import Face, FaceDetector
-from faceheal.images import (Picture, apply_tone, file_sha256, from_float_rgb, mode_of, monotone_tone, read_image,
-                             to_float_rgb, to_rgb8, write_atomic, write_image)
+from faceheal.images import (Picture, apply_tone, descreened, encode_image, file_sha256, from_float_rgb, mode_of, monotone_tone, read_image,
+                             to_float_rgb, to_rgb8, write_atomic)
 from faceheal.inpainters import Inpainter, classical_fill
 from faceheal.masks.supplied import find_mask, read_mask
 from faceheal.sources import Source, output_path
@@ -210,7 +211,7 @@ class Restorer:
         """
         item = _Loaded(source, picture=pic, started=time.perf_counter())
         try:
-            display = pic.display()
+            display = descreened(pic, pic.display())
             size = self.inpainter.crop_size
             if self.options.aligned:
                 m = aligned_matrix(display.shape[:2], size)
@@ -256,6 +257,7 @@ class Restorer:
         covered = np.zeros(hole.shape, bool)
         radius = self.options.change_radius
         tone = None if item.picture.is_gray else monotone_tone(to_float_rgb(display[::8, ::8]), ~hole[::8, ::8])
+        rim_px = CLASSICAL_RIM_PX if self.inpainter.name == "generator" else 0
         h, w = hole.shape
         for a, crop in zip(item.aligned, restored):
             if not a.hole.any():
@@ -271,6 +273,11 @@ class Restorer:
             weight = np.zeros(image_weight.shape, np.float32)
             paste_back(canvas, weight, crop, shift_matrix(a.matrix, x0, y0), image_weight)
             changed = weight > 0
+            if rim_px > 0:  # the damage's outermost pixels: the classical fill (see CLASSICAL_RIM_PX)
+                local_hole = hole[y0:y1, x0:x1]
+                rim = local_hole & (weight >= 0.999) & (_inner_distance(local_hole) <= rim_px)
+                if rim.any():
+                    canvas[rim] = classical_fill(to_float_rgb(out[y0:y1, x0:x1]), local_hole, 5, cv2.INPAINT_NS)[rim]
             if tone is not None and changed.any():  # a toned print: repairs take its tone, not the model's colour
                 canvas[changed] = apply_tone(tone, canvas[changed])
             out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], changed)
@@ -310,7 +317,15 @@ class Restorer:
                 res.status = "unchanged"
         else:
             with self._timed("encode_write"):
-                write_image(out_path, pic, pic.store(out_display), self.options.jpeg_quality, mode_of(item.source.path))
+                stored = pic.store(out_display)
+                data = encode_image(pic, stored, self.options.jpeg_quality)
+                if pic.format == "JPEG":  # what really differs once encoded: the repaired blocks only
+                    from faceheal.jpeg_blocks import decode
+
+                    decoded = decode(data)
+                    if decoded.shape == pic.pixels.shape:
+                        res.pixels_changed = count_changed(decoded, pic.pixels)
+                write_atomic(out_path, data, mode_of(item.source.path))
         res.output = str(out_path)
         if self.options.layout_dir is not None:
             self._write_layouts(item, res)
@@ -478,6 +493,22 @@ class Restorer:
             copy_exact(g.source.path, out_path)
             res.output = str(out_path)
         return res
+
+
+# Damaged pixels at most this far from an undamaged one take OpenCV's Navier-Stokes fill instead of
+# the generator's: right next to known pixels the classical continuation is the better guess. Chosen on
+# the 'val' photos of `faceheal eval --photos` (25 photos, 20-30 % and 40-50 % face damage, PSNR in the
+# face box of the generator's result with a rim of d px from Navier-Stokes): d = 0 / 1 / 2 / 3 gave
+# 38.09 / 38.99 / 39.12 / 39.10 dB on scratches, 33.74 / 33.88 / 33.61 / 33.28 on strokes and
+# 30.49 / 30.58 / 30.55 / 30.40 on NVIDIA masks. 1 px is better than none on all three.
+CLASSICAL_RIM_PX = 1
+
+
+def _inner_distance(hole: np.ndarray) -> np.ndarray:
+    """Each damaged pixel's distance to the nearest undamaged one (0 outside the damage)."""
+    import cv2
+
+    return cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
 
 
 def unexpected(e: BaseException) -> FacehealError:

@@ -24,7 +24,7 @@ class Source:
     relative: Path
 
 
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM")
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM", b"GIF87a", b"GIF89a")
 _TEXT_SUFFIXES = {".json", ".txt", ".md", ".csv", ".xml", ".html", ".pdf", ".bak", ".faceheal-bak", ".part"}
 
 

@@ -206,3 +206,56 @@ def test_full_disk_is_one_clear_error_and_leaves_nothing_half_written(tmp_path, 
     assert not (tmp_path / "new.png").exists()
     assert (tmp_path / "old.png").read_bytes() == b"complete earlier output"  # nothing already written is lost
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]  # no temp files left behind
+
+
+@pytest.mark.parametrize("mode", ["1", "P", "CMYK", "LAB"])
+def test_bilevel_palette_cmyk_and_lab_files_come_back_in_their_own_mode(tmp_path, mode):
+    """Converted for the model, written back in the file's mode: unchanged pixels exactly as stored,
+    repaired ones converted (dithered for 1-bit, the file's own palette for P)."""
+    face, mask = _aligned_face()
+    rgb = Image.fromarray(face)
+    if mode == "1":
+        img = rgb.convert("L").convert("1")  # Floyd-Steinberg dither, as scanned line art is
+    elif mode == "P":
+        img = rgb.quantize(64)
+    elif mode == "CMYK":
+        img = rgb.convert("CMYK")
+    else:
+        img = ImageCms.applyTransform(rgb, ImageCms.buildTransformFromOpenProfiles(
+            ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB"))
+    name = "face.png" if mode == "P" else "face.tif"  # 1-bit as a G4 TIFF, as archives keep line art
+    (tmp_path / "in").mkdir()
+    img.save(tmp_path / "in" / name, **({"compression": "group4"} if mode == "1" and name.endswith(".tif") else {}))
+    write_png(tmp_path / "m.png", mask.astype(np.uint8) * 255)
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--aligned",
+                            "--mask", str(tmp_path / "m.png"), "--model", "telea"])
+    assert r.exit_code == 0, r.output
+    before, after = Image.open(tmp_path / "in" / name), Image.open(tmp_path / "out" / name)
+    assert after.mode == mode and after.size == before.size
+    a, b = np.asarray(after), np.asarray(before)
+    differs = (a != b) if a.ndim == 2 else (a != b).any(-1)
+    assert not (differs & ~mask).any(), "a pixel outside the damage changed"
+    assert differs[mask].mean() > 0.2
+    if mode == "P":
+        assert after.getpalette() == before.getpalette()
+
+
+def test_multi_frame_files_are_never_cut_to_one_frame(tmp_path):
+    face, mask = _aligned_face()
+    pages = [Image.fromarray(face), Image.fromarray(face[::-1])]
+    (tmp_path / "in").mkdir()
+    pages[0].save(tmp_path / "in" / "book.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "in" / "anim.gif", save_all=True, append_images=pages[1:])
+    write_png(tmp_path / "m.png", mask.astype(np.uint8) * 255)
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--aligned",
+                            "--mask", str(tmp_path / "m.png"), "--model", "telea"])
+    assert r.exit_code == 1
+    for name in ("book.tif", "anim.gif"):  # found in the folder, and refused with one line each
+        assert f"{name}: 2 frames" in r.stderr
+        assert not (tmp_path / "out" / name).exists()
+    write_png(tmp_path / "none.png", np.zeros(mask.shape, np.uint8))
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "--aligned",
+                            "--mask", str(tmp_path / "none.png"), "--model", "telea"])
+    assert r.exit_code == 0, r.output  # nothing to repair: every frame kept, byte for byte
+    for name in ("book.tif", "anim.gif"):
+        assert (tmp_path / "out2" / name).read_bytes() == (tmp_path / "in" / name).read_bytes()

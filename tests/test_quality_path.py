@@ -119,3 +119,33 @@ def test_damage_left_unrepaired_is_reported_not_ok(tmp_path, portrait):
                         RestoreOptions(fill_outside="telea"))
     [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out2")
     assert r.status == "ok" and r.unrepaired_pixels == 0
+
+
+class _FlatGenerator(TeleaInpainter):
+    """Stands in for the generator: paints every hole pure green."""
+
+    name = "generator"
+
+    def inpaint(self, crops, holes, priors=None):
+        from faceheal.inpainters import InpaintResult
+
+        out = crops.copy()
+        out[holes] = (0.0, 1.0, 0.0)
+        return InpaintResult(out)
+
+
+def test_the_damages_rim_takes_the_classical_fill_and_its_inside_the_generators(tmp_path, portrait):
+    from faceheal.pipeline import CLASSICAL_RIM_PX
+
+    h, w = portrait.shape[:2]
+    hole = np.zeros((h, w), bool)
+    hole[int(h * 0.38):int(h * 0.38) + 12, int(w * 0.35):int(w * 0.65)] = True  # a 12 px band across the face
+    write_png(tmp_path / "in" / "a.png", portrait)
+    write_png(tmp_path / "m.png", hole.astype(np.uint8) * 255)
+    Restorer(_FlatGenerator(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png")).run(
+        expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    out = read_rgb(tmp_path / "out" / "a.png").astype(int)
+    dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    green = (out[..., 1] > 200) & (out[..., 0] < 60) & (out[..., 2] < 60)
+    inner, rim = hole & (dist > CLASSICAL_RIM_PX + 1), hole & (dist <= CLASSICAL_RIM_PX)
+    assert green[inner].mean() > 0.95 and green[rim].mean() < 0.05
