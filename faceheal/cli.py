@@ -79,7 +79,7 @@ def restore(
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
     grow: Optional[int] = typer.Option(None, "--grow", min=0, help="Grow the damage mask by this many pixels before repair (default: 0 for your masks, 1 for detected ones)."),
     change_radius: int = typer.Option(0, "--change-radius", min=0, help="Also blend the repair into this many pixels around the damage, feathered (default 0: only damaged pixels change)."),
-    fill_outside: str = typer.Option("telea", "--fill-outside", help="How damage outside every face is repaired: telea (OpenCV, the default) or none."),
+    fill_outside: str = typer.Option("auto", "--fill-outside", help="Damage outside every face: telea (OpenCV fills it), none (left as it was), or auto (telea for your masks, none for detected damage)."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Repair faces only; damage elsewhere is left as it was (and reported): --fill-outside none."),
     skip_no_face: bool = typer.Option(False, "--skip-no-face", help="Write nothing for photos without faces."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write one JSON line per input here."),
@@ -109,8 +109,8 @@ def restore(
             raise UsageError(f"--mask {mask}: no such file")
         if masks is not None and not masks.is_dir():
             raise UsageError(f"--masks {masks}: no such folder")
-        if fill_outside not in ("none", "telea"):
-            raise UsageError(f"--fill-outside {fill_outside!r}: choose none or telea")
+        if fill_outside not in ("auto", "none", "telea"):
+            raise UsageError(f"--fill-outside {fill_outside!r}: choose auto, none or telea")
         if faces_only:
             fill_outside = "none"
         check_output_dir(out, inputs, in_place)
@@ -549,5 +549,18 @@ def info() -> None:
             print(f"{what} weights {path}: missing")
 
 
+def quiet_decoders() -> None:
+    """Decoders' own complaints about odd files (Pillow's and tifffile's warnings and log lines) are not
+    faceheal's to print: a file that cannot be read gets one faceheal line naming it. (libtiff's C
+    messages go straight to the process's stderr and cannot be caught from Python.)"""
+    import logging
+    import warnings
+
+    for module in ("PIL", "tifffile", "imagecodecs"):
+        warnings.filterwarnings("ignore", module=module)
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+
+
 def main() -> None:
+    quiet_decoders()
     app()

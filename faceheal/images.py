@@ -232,7 +232,9 @@ def descreened(picture: Picture, display: np.ndarray) -> np.ndarray:
     into grays first, or every dot would look like a speck of dust; other photos as they are."""
     if picture.stored is None or picture.stored.mode != "1":
         return display
-    return cv2.GaussianBlur(display, (0, 0), 1.5)
+    # and kept off pure white: on a bilevel print white is the paper, not paint (the detectors take
+    # exactly white strokes for painted-over damage)
+    return np.clip(cv2.GaussianBlur(display, (0, 0), 1.5), 1, 254)
 
 
 def _into_stored_mode(stored: StoredMode, before: np.ndarray, pixels: np.ndarray) -> Image.Image:
@@ -429,7 +431,18 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
         kw["lossless"] = True
     if fmt == "JPEG" and info.get("progressive"):
         kw["progressive"] = True
-    img.save(buf, format=fmt, **kw)
+    attempts = [kw]
+    if fmt == "TIFF":  # e.g. WebP-compressed TIFFs, tags libtiff refuses: lossless deflate, then without those tags
+        attempts += [{**kw, "compression": "tiff_adobe_deflate"},
+                     {**{k: v for k, v in kw.items() if k != "exif"}, "compression": "tiff_adobe_deflate"}]
+    for i, options in enumerate(attempts):
+        buf = io.BytesIO()
+        try:
+            img.copy().save(buf, format=fmt, **options)
+            break
+        except Exception as e:  # Pillow raises many types here
+            if i == len(attempts) - 1:
+                raise OutputError(f"cannot write this {fmt} back ({type(e).__name__}: {e})") from None
     if fmt == "JPEG" and picture.jpeg_bytes is not None:
         return _as_jpeg_repair(picture, pixels, buf.getvalue(), same_tables=not jpeg_quality)
     return buf.getvalue()

@@ -38,7 +38,10 @@ from faceheal.sources import Source, output_path
 class RestoreOptions:
     aligned: bool = False  # inputs are already aligned face crops: skip detection
     change_radius: int = 0  # px beyond the (grown) damage that may change, feathered to 0 there: 0 = the damage only
-    fill_outside: str | None = "telea"  # fill damage that no face crop covers (classically); None: faces only
+    # damage no face crop covers: "telea" fills it (classically), None leaves it; "auto": telea for a mask the
+    # user drew, none for detected damage (the detector is trained on faces; away from them its finds
+    # are not yet trusted enough to repaint a photo: a clean photo must come back untouched)
+    fill_outside: str | None = "auto"
     skip_no_face: bool = False  # no output at all for a photo without faces (default: a copy)
     layout_dir: Path | None = None  # write the predicted semantic layout of each face here
     max_pixels: int | None = None
@@ -283,7 +286,7 @@ class Restorer:
             out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], changed)
             covered[y0:y1, x0:x1] |= weight >= 0.999
         uncovered = hole & ~covered
-        if self.options.fill_outside == "telea" and uncovered.any():
+        if self._fills_outside() and uncovered.any():
             ys, xs = np.nonzero(uncovered)
             m = 8
             y0, y1, x0, x1 = max(0, ys.min() - m), min(h, ys.max() + m + 1), max(0, xs.min() - m), min(w, xs.max() + m + 1)
@@ -295,6 +298,10 @@ class Restorer:
         res.unrepaired_pixels = int(uncovered.sum())
         res.pixels_changed = count_changed(out, display)
         return out
+
+    def _fills_outside(self) -> bool:
+        fill = self.options.fill_outside
+        return fill == "telea" or (fill == "auto" and not self.masks.is_auto)
 
     def finish(self, item: _Loaded, restored: list[np.ndarray], layouts: list[np.ndarray | None],
                out_path: Path) -> ImageResult:
@@ -310,7 +317,7 @@ class Restorer:
         if res.unrepaired_pixels:  # never "ok" with damage left: say how much, and why
             res.status = "partial"
             res.error = (f"{res.unrepaired_pixels} of {res.damaged_pixels} damaged pixels left unrepaired "
-                         f"(outside every face found, and --faces-only)")
+                         f"(outside every face found; --fill-outside telea fills them)")
         if res.pixels_changed == 0:
             copy_exact(item.source.path, out_path)
             if res.status == "ok":
@@ -485,7 +492,7 @@ class Restorer:
         res = ImageResult(path=str(g.source.path), status="no-face", error=str(g.error))
         if self.options.skip_no_face:
             return res
-        if self.options.fill_outside == "telea" and g.hole is not None and g.hole.any():
+        if self._fills_outside() and g.hole is not None and g.hole.any():
             g.faces, g.aligned = [], []
             res = self.finish(g, [], [], out_path)
             res.status, res.error = "no-face", str(g.error)

@@ -259,3 +259,51 @@ def test_multi_frame_files_are_never_cut_to_one_frame(tmp_path):
     assert r.exit_code == 0, r.output  # nothing to repair: every frame kept, byte for byte
     for name in ("book.tif", "anim.gif"):
         assert (tmp_path / "out2" / name).read_bytes() == (tmp_path / "in" / name).read_bytes()
+
+
+def _with_app13(jpeg: bytes) -> bytes:
+    """A JPEG with a Photoshop/IPTC APP13 segment after its APP0, as press archives' files have."""
+    payload = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x0c\x1c\x02\x05\x00\x07archive"
+    seg = b"\xff\xed" + (len(payload) + 2).to_bytes(2, "big") + payload
+    app0_end = 4 + int.from_bytes(jpeg[4:6], "big")
+    return jpeg[:app0_end] + seg + jpeg[app0_end:]
+
+
+def test_jpeg_repairs_keep_every_other_block_and_every_marker(tmp_path, portrait, face_mask):
+    import io
+    import shutil
+
+    import jpeglib
+
+    from faceheal.jpeg_blocks import segments
+
+    buf = io.BytesIO()
+    Image.fromarray(portrait).save(buf, "JPEG", quality=88, comment=b"scan 1927/04, box 12", progressive=True)
+    src = tmp_path / "in" / "p.jpg"
+    src.parent.mkdir()
+    src.write_bytes(_with_app13(buf.getvalue()))
+    write_png(tmp_path / "m.png", face_mask.astype(np.uint8) * 255)
+    r = runner.invoke(app, ["restore", str(src.parent), "-o", str(tmp_path / "out"), "--mask", str(tmp_path / "m.png"),
+                            "--model", "telea", "--report", str(tmp_path / "r.jsonl")])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "out" / "p.jpg"
+    before, after = jpeglib.read_dct(str(src)), jpeglib.read_dct(str(out))
+    before.load()
+    after.load()
+    touched = np.zeros(before.Y.shape[:2], bool)
+    ys, xs = np.nonzero(face_mask)
+    touched[ys // 8, xs // 8] = True
+    same = (before.Y == after.Y).all(axis=(2, 3))
+    assert same[~touched].all(), "a luma block away from the repair was re-encoded"
+    assert not same[touched].all()
+    for name in ("Cb", "Cr"):  # 4:2:0: a chroma block covers 16x16 pixels
+        tc = np.zeros(getattr(before, name).shape[:2], bool)
+        tc[ys // 16, xs // 16] = True
+        assert (getattr(before, name) == getattr(after, name)).all(axis=(2, 3))[~tc].all()
+    head = [seg for m, seg in segments(src.read_bytes())[0] if m >= 0xE0]
+    assert head == [seg for m, seg in segments(out.read_bytes())[0] if m >= 0xE0]  # APP0, APP13, COM, as they were
+    report = json.loads((tmp_path / "r.jsonl").read_text())
+    differs = (np.asarray(Image.open(out)) != np.asarray(Image.open(src))).any(-1)
+    assert report["pixels_changed"] == int(differs.sum())
+    if shutil.which("jpegtran"):
+        assert Image.open(out).info.get("progressive")
