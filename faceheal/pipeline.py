@@ -100,6 +100,7 @@ class _Loaded:
     error: FacehealError | None = None
     started: float = 0.0
     mask_info: dict = field(default_factory=dict)
+    result: ImageResult | None = None  # finished already (nothing for the model): pixels released
 
 
 class MaskSource:
@@ -404,7 +405,8 @@ class Restorer:
         writing = []  # the previous batch's futures, in input order
         with ThreadPoolExecutor(max_workers=loaders, thread_name_prefix="faceheal-load") as load_pool, \
                 ThreadPoolExecutor(max_workers=loaders, thread_name_prefix="faceheal-write") as write_pool:
-            for group in _batches(_prefetch(load_pool, self.load, sources, lookahead * loaders), batch_faces):
+            load = functools.partial(self._load_or_finish, out_dir=out_dir)
+            for group in _batches(_prefetch(load_pool, load, sources, lookahead * loaders), batch_faces):
                 done = self._inpaint_group(group)
                 del group
                 if writing:
@@ -463,8 +465,20 @@ class Restorer:
             k += n
         return out
 
+    def _load_or_finish(self, source: Source, out_dir: Path) -> _Loaded:
+        """Load a photo (a loader thread); one with nothing for the model (no face, no damage on a face,
+        an error) is finished at once, written and released, so that photos waiting for a batch of
+        damaged faces to fill never hold a no-face scan's pixels, and a killed run has written it."""
+        item = self.load(source)
+        if item.error is not None or not any(a.hole.any() for a in item.aligned):
+            item.result = self._finish_item(item, [a.crop for a in item.aligned], [None] * len(item.aligned), out_dir)
+            item.picture, item.hole, item.aligned = None, None, []
+        return item
+
     def _finish_item(self, g: _Loaded, restored: list[np.ndarray], layouts: list, out_dir: Path) -> ImageResult:
         """Paste back and write one photo (a writer thread); every failure is this photo's result."""
+        if g.result is not None:
+            return g.result
         res = ImageResult(path=str(g.source.path))
         try:
             out_path = output_path(out_dir, g.source)
