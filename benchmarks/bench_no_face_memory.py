@@ -11,7 +11,6 @@ Results: benchmarks/results/bench_no_face_memory.md.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

@@ -49,14 +49,14 @@ def _check_damage_detector(name: str) -> str:
         raise _usage(f"--damage-detector {name!r}: choose auto, learned or classical")
     if name == "classical":
         return name
-    from faceheal.images import file_sha256
     from faceheal.masks.damage import learned_detector
+    from faceheal.model.weights import sha256_of
 
     try:
         learned = learned_detector(required=name == "learned")
     except FacehealError as e:
         raise _usage(str(e))
-    return "classical" if learned is None else f"learned (sha256 {file_sha256(learned.weights)})"
+    return "classical" if learned is None else f"learned (sha256 {sha256_of(learned.weights)})"
 
 
 @app.command()
@@ -514,8 +514,7 @@ def info() -> None:
     import numpy
     import torch
 
-    from faceheal.inpainters import DEFAULT_WEIGHTS
-    from faceheal.images import file_sha256
+    from faceheal.model import weights
 
     print(f"faceheal {__version__}")
     print(f"python {platform.python_version()} ({platform.platform()})")
@@ -536,17 +535,13 @@ def info() -> None:
         print(f"device cpu ({torch.get_num_threads()} threads)")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"generator precision (--precision auto): {resolve_precision('auto', device)}")
-    from faceheal.masks.learned import DEFAULT_DAMAGE_WEIGHTS
-
-    for what, path in (("generator", DEFAULT_WEIGHTS), ("damage detector", DEFAULT_DAMAGE_WEIGHTS)):
-        if path.is_file():
-            sha_file = path.with_name(path.name + ".sha256")
-            actual = file_sha256(path)
-            recorded = sha_file.read_text().split()[0] if sha_file.is_file() else None
-            state = "verified" if recorded == actual else "MISMATCH with " + str(recorded)
-            print(f"{what} weights {path} sha256 {actual} ({state})")
-        else:
-            print(f"{what} weights {path}: missing")
+    print(f"weights folder {weights.weights_dir()}" + (f" (from ${weights.WEIGHTS_ENV})" if os.environ.get(weights.WEIGHTS_ENV) else ""))
+    for what, name in (("generator", weights.GENERATOR), ("damage detector", weights.DAMAGE_NET), ("LPIPS metric", weights.LPIPS)):
+        path = weights.shipped(name)
+        try:
+            print(f"{what} weights {path.name} sha256 {weights.verify(path)} (verified)")
+        except FacehealError as e:
+            print(f"{what} weights: {e}")
 
 
 def quiet_decoders() -> None:

@@ -14,9 +14,10 @@ import cv2
 import numpy as np
 
 from faceheal.errors import UsageError
+from faceheal.model.classical import classical_fill
+from faceheal.model.weights import GENERATOR, shipped
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "faceheal-generator.pt"
+DEFAULT_WEIGHTS = shipped(GENERATOR)
 
 
 @dataclass
@@ -63,18 +64,6 @@ class TeleaInpainter:
 
     def describe(self) -> dict:
         return {"model": "opencv-telea", "classical": True}
-
-
-def classical_fill(image: np.ndarray, hole: np.ndarray, radius: int = 5, method: int = cv2.INPAINT_TELEA) -> np.ndarray:
-    """OpenCV inpainting of a float image (H, W, C) in [0, 1] where `hole` is True.
-
-    Runs per channel on 16-bit integers: OpenCV's float path assumes a 0-255 range, and 16 bits keep
-    the precision of 16-bit scans.
-    """
-    m = hole.astype(np.uint8)
-    q = np.clip(np.rint(image * 65535.0), 0, 65535).astype(np.uint16)
-    chans = [cv2.inpaint(np.ascontiguousarray(q[..., c]), m, radius, method) for c in range(image.shape[2])]
-    return (np.stack(chans, -1).astype(np.float32) / 65535.0)
 
 
 class GeneratorInpainter:
@@ -151,10 +140,10 @@ class GeneratorInpainter:
         return contextlib.nullcontext()
 
     def describe(self) -> dict:
-        from faceheal.images import file_sha256
+        from faceheal.model.weights import sha256_of
 
         if self._sha256 is None:  # once: every sidecar carries it
-            self._sha256 = file_sha256(self.weights)
+            self._sha256 = sha256_of(self.weights)
         return {"model": "faceheal-two-stage", "weights": str(self.weights),
                 "weights_sha256": self._sha256, "device": str(self.device),
                 "precision": self.precision, **self.meta}

@@ -12,7 +12,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-LPIPS_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "lpips_alexnet.pt"
+from faceheal.errors import WeightsError
+from faceheal.model.weights import LPIPS, load_weights, shipped
+
+LPIPS_WEIGHTS = shipped(LPIPS)
 
 
 class LPIPSAlex(nn.Module):
@@ -52,6 +55,9 @@ def load_lpips(path: Path = LPIPS_WEIGHTS) -> LPIPSAlex | None:
     if not Path(path).is_file():
         return None
     model = LPIPSAlex()
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    state = load_weights(path)  # a plain state dict, checksum verified like every other weights file
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except Exception as e:
+        raise WeightsError(f"{path}: not LPIPS weights ({e})") from None
     return model.eval().requires_grad_(False)

@@ -9,7 +9,8 @@ import numpy as np
 import faceheal
 from faceheal.faces.detect import MtcnnDetector
 from faceheal.inpainters import TeleaInpainter
-from faceheal.pipeline import MaskSource, RestoreOptions, Restorer, damage_at_scale, detect_through_damage
+from faceheal.faces.find import damage_at_scale, detect_through_damage
+from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
 from faceheal.sources import expand_inputs
 from tests.conftest import EXAMPLES, write_png
 

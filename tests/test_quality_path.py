@@ -11,7 +11,8 @@ from faceheal.faces.align import align_face, align_with_matrix
 from faceheal.faces.detect import Face, MtcnnDetector
 from faceheal.images import monotone_tone, to_float_rgb
 from faceheal.inpainters import TeleaInpainter
-from faceheal.pipeline import MaskSource, RestoreOptions, Restorer, aligned_matrix, find_faces
+from faceheal.faces.find import find_faces
+from faceheal.pipeline import MaskSource, RestoreOptions, Restorer, aligned_matrix
 from faceheal.sources import expand_inputs
 
 

@@ -264,7 +264,7 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     from faceheal.faces.align import crop_region, similarity_transform, template
     from faceheal.faces.detect import MtcnnDetector
     from faceheal.images import read_image, to_rgb8, write_atomic
-    from faceheal.pipeline import find_faces
+    from faceheal.faces.find import find_faces
     from faceheal.sources import output_path
 
     face_detector = MtcnnDetector()

@@ -20,8 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from faceheal.errors import WeightsError
+from faceheal.model.weights import DAMAGE_NET, float_state, load_weights, save_weights, shipped
 
-DEFAULT_DAMAGE_WEIGHTS = Path(__file__).resolve().parent.parent.parent / "weights" / "faceheal-damage.pt"
+DEFAULT_DAMAGE_WEIGHTS = shipped(DAMAGE_NET)
 LUMA = (0.299, 0.587, 0.114)
 
 
@@ -122,36 +123,19 @@ def fold_batch_norm(model: DamageNet) -> DamageNet:
 
 
 def save_damage_net(model: DamageNet, path: Path, meta: dict | None = None) -> str:
-    """fp16 weights + config + meta, and a .sha256 file beside them."""
-    from faceheal.images import file_sha256
-
-    path = Path(path)
-    state = {k: (v.half() if v.is_floating_point() else v).cpu().clone() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(path.suffix + ".part")
-    torch.save({"config": asdict(model.config), "state_dict": state, "meta": meta or {}}, tmp)
-    tmp.replace(path)
-    digest = file_sha256(path)
-    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
-    return digest
+    """fp16 weights + config + meta, and a .sha256 file beside them (faceheal/model/weights.py)."""
+    return save_weights(model, asdict(model.config), path, meta)
 
 
 def load_damage_net(path: Path = DEFAULT_DAMAGE_WEIGHTS) -> tuple[DamageNet, dict]:
-    """Load safely (weights_only, SHA-256 checked); raises WeightsError with the reason."""
-    from faceheal.images import file_sha256
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"damage detector weights not found: {path}")
-    sha_file = path.with_name(path.name + ".sha256")
-    if sha_file.is_file() and sha_file.read_text().split()[0] != file_sha256(path):
-        raise WeightsError(f"{path}: SHA-256 does not match {sha_file.name} (corrupt or replaced file)")
+    """Load verified weights; raises WeightsError with the reason."""
+    payload = load_weights(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
         cfg = payload["config"]
         model = DamageNet(DamageNetConfig(widths=tuple(cfg["widths"]), tophat=int(cfg["tophat"])))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
-    except Exception as e:  # noqa: BLE001 - any unpickling/shape problem is a weights problem
-        raise WeightsError(f"{path}: not damage detector weights ({e})") from e
+        model.load_state_dict(float_state(payload))
+    except Exception as e:  # noqa: BLE001 - any shape problem is a weights problem
+        raise WeightsError(f"{path}: not damage detector weights ({e})") from None
     return model.eval(), payload.get("meta", {})
 
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from faceheal.errors import WeightsError
-from faceheal.images import file_sha256
+from faceheal.model.weights import float_state, load_weights, save_weights
 from faceheal.model.blocks import push_pull_fill
 from faceheal.model.layout import LayoutNet
 from faceheal.model.semantics import NUM_CLASSES
@@ -96,7 +96,7 @@ class TwoStageGenerator(nn.Module):
 def classical_prior(images: np.ndarray, holes: np.ndarray, kind: str = "telea") -> np.ndarray:
     """The classical fill stage 2 starts from: (B, H, W, 3) float in [0, 1], (B, H, W) bool ->
     (B, H, W, 3). OpenCV Telea (fast marching), computed on the CPU for each crop."""
-    from faceheal.inpainters import classical_fill
+    from faceheal.model.classical import classical_fill
 
     if kind != "telea":
         raise ValueError(f"unknown prior {kind!r}")
@@ -131,39 +131,17 @@ def prior_tensor(model: "TwoStageGenerator", image: torch.Tensor, hole: torch.Te
 
 
 def save_generator(model: TwoStageGenerator, path: Path, meta: dict | None = None, half: bool = True) -> str:
-    """Write weights (fp16 by default: half the size, same results within rounding) and their SHA-256."""
-    path = Path(path)
-    state = {k: (v.half() if half and v.is_floating_point() else v).cpu().clone() for k, v in model.state_dict().items()}
-    payload = {"config": asdict(model.config), "state_dict": state, "meta": meta or {}}
-    tmp = path.with_suffix(path.suffix + ".part")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    digest = file_sha256(path)
-    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
-    return digest
+    """Write weights (fp16 by default) and their SHA-256 (faceheal/model/weights.py)."""
+    return save_weights(model, asdict(model.config), path, meta, half)
 
 
-def load_generator(path: Path, check_sha: bool = True) -> tuple[TwoStageGenerator, dict]:
-    """Load weights safely; raises `WeightsError` with the reason."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights not found: {path}")
-    sha_file = path.with_name(path.name + ".sha256")
-    if check_sha:
-        if not sha_file.is_file():
-            raise WeightsError(f"{path}: no {sha_file.name} beside it to verify the weights")
-        expected = sha_file.read_text().split()[0]
-        actual = file_sha256(path)
-        if actual != expected:
-            raise WeightsError(f"{path}: SHA-256 {actual[:12]}... does not match {sha_file.name} ({expected[:12]}...)")
+def load_generator(path: Path) -> tuple[TwoStageGenerator, dict]:
+    """Load verified weights; raises `WeightsError` with the reason."""
+    payload = load_weights(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        config = GeneratorConfig.from_dict(payload["config"])
-        model = TwoStageGenerator(config)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
-    except WeightsError:
-        raise
+        model = TwoStageGenerator(GeneratorConfig.from_dict(payload["config"]))
+        model.load_state_dict(float_state(payload))
     except Exception as e:
-        raise WeightsError(f"{path}: cannot load weights ({type(e).__name__}: {e})") from None
+        raise WeightsError(f"{path}: not generator weights ({type(e).__name__}: {e})") from None
     model.eval()
     return model, payload.get("meta", {})
