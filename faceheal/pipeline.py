@@ -199,7 +199,7 @@ class Restorer:
                 pic = read_image(source.path, self.options.max_pixels)
             return self.prepare(source, pic)
         except FacehealError as e:
-            return _Loaded(source, error=e, started=time.perf_counter())
+            return _Loaded(source, error=e.with_traceback(None), started=time.perf_counter())
         except MemoryError:
             return _Loaded(source, error=FacehealError("out of memory while decoding (try --max-pixels)"),
                            started=time.perf_counter())
@@ -243,7 +243,7 @@ class Restorer:
                     for a in item.aligned:
                         a.prior = prior_for(a.crop, a.hole)
         except FacehealError as e:
-            item.error = e
+            item.error = e.with_traceback(None)  # its traceback's frames would keep the decoded photo alive
         return item
 
     # -- stage 2 and 3: paste back, write ------------------------------------------------------
@@ -473,6 +473,7 @@ class Restorer:
         if item.error is not None or not any(a.hole.any() for a in item.aligned):
             item.result = self._finish_item(item, [a.crop for a in item.aligned], [None] * len(item.aligned), out_dir)
             item.picture, item.hole, item.aligned = None, None, []
+            _release_freed_memory()  # its pixels: back to the OS now, not at the next batch
         return item
 
     def _finish_item(self, g: _Loaded, restored: list[np.ndarray], layouts: list, out_dir: Path) -> ImageResult:

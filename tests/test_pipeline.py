@@ -204,3 +204,22 @@ def test_restore_repairs_a_face_whose_eyes_are_painted_over(tmp_path, portrait):
     assert r.status == "ok" and len(r.faces) == 1
     out = cv2.imread(str(tmp_path / "out" / "a.png"))
     assert out[hole].mean() < 200, "the paint over the eyes is still there"
+
+
+def test_a_photo_without_a_face_is_written_at_once_and_its_pixels_released(tmp_path):
+    """Its result is made by the loader (not after a batch of damaged faces fills), and nothing keeps
+    the decoded photo: not even the error's traceback frames (16 no-face 24 MP photos cost 0.9 GB more
+    than 2 before; benchmarks/results/bench_no_face_memory.md)."""
+    import weakref
+
+    write_png(tmp_path / "in" / "blank.png", np.full((300, 400, 3), 120, np.uint8))
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=lambda rgb, lm: np.zeros(rgb.shape[:2], bool)))
+    [src] = expand_inputs([str(tmp_path / "in")])
+    item = restorer._load_or_finish(src, tmp_path / "out")
+    assert item.result is not None and item.result.status == "no-face" and item.picture is None
+    assert (tmp_path / "out" / "blank.png").read_bytes() == (tmp_path / "in" / "blank.png").read_bytes()
+    assert item.error.__traceback__ is None
+    loaded = restorer.load(src)
+    ref = weakref.ref(loaded.picture)
+    loaded.picture = None
+    assert ref() is None
