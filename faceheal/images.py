@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from faceheal.errors import OutputError, UnreadableImage
+from faceheal.model.weights import sha256_of as file_sha256  # noqa: F401 - one hashing helper for every file
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # faceheal applies its own limit (`--max-pixels`, default one gigapixel): archives scan far beyond
@@ -462,17 +463,6 @@ def _as_jpeg_repair(picture: Picture, pixels: np.ndarray, encoded: bytes, same_t
         return jpeg_blocks.with_markers_of(picture.jpeg_bytes, encoded)
     except (ValueError, OSError):  # an odd file jpeglib cannot take: Pillow's encode as it is
         return encoded
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks (weights, masks and inputs in provenance records)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _default_mode() -> int:

@@ -12,8 +12,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import torch
-
 from faceheal.errors import WeightsError
 
 WEIGHTS_ENV = "FACEHEAL_WEIGHTS"
@@ -40,6 +38,7 @@ def shipped(name: str) -> Path:
 
 
 def sha256_of(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks (weights here; inputs and masks in provenance records)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -69,6 +68,8 @@ def verify(path: str | os.PathLike) -> str:
 
 def load_weights(path: str | os.PathLike) -> dict:
     """The payload of a verified weights file, read with `weights_only=True`."""
+    import torch
+
     verify(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -84,9 +85,11 @@ def float_state(payload: dict) -> dict:
     return {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
 
 
-def save_weights(model: torch.nn.Module, config: dict, path: str | os.PathLike, meta: dict | None = None,
-                 half: bool = True) -> str:
-    """Write {"config", "state_dict", "meta"} (fp16 by default) through a temp file, then its SHA-256."""
+def save_weights(model, config: dict, path: str | os.PathLike, meta: dict | None = None, half: bool = True) -> str:
+    """Write a torch module's {"config", "state_dict", "meta"} (fp16 by default) through a temp file,
+    then its SHA-256."""
+    import torch
+
     path = Path(path)
     state = {k: (v.half() if half and v.is_floating_point() else v).cpu().clone() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(path.suffix + ".part")
