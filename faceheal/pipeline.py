@@ -275,7 +275,8 @@ class Restorer:
             image_weight = weight_all[y0 - my0:y1 - my0, x0 - mx0:x1 - mx0]
             canvas = to_float_rgb(out[y0:y1, x0:x1])
             weight = np.zeros(image_weight.shape, np.float32)
-            paste_back(canvas, weight, crop, shift_matrix(a.matrix, x0, y0), image_weight)
+            paste_back(canvas, weight, crop, shift_matrix(a.matrix, x0, y0), image_weight,
+                       edge_feather=0 if self.options.aligned else 8)
             changed = weight > 0
             if rim_px > 0:  # the damage's outermost pixels: the classical fill (see CLASSICAL_RIM_PX)
                 local_hole = hole[y0:y1, x0:x1]

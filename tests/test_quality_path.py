@@ -150,3 +150,21 @@ def test_the_damages_rim_takes_the_classical_fill_and_its_inside_the_generators(
     green = (out[..., 1] > 200) & (out[..., 0] < 60) & (out[..., 2] < 60)
     inner, rim = hole & (dist > CLASSICAL_RIM_PX + 1), hole & (dist <= CLASSICAL_RIM_PX)
     assert green[inner].mean() > 0.95 and green[rim].mean() < 0.05
+
+
+def test_an_aligned_crop_is_repaired_by_the_model_up_to_its_border(tmp_path):
+    """--aligned: the crop is the whole picture, so damage touching its border is the model's too (it
+    came back with cream bands there, then with OpenCV's fill)."""
+    face = cv2.resize(read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png"), (256, 256), interpolation=cv2.INTER_AREA)
+    hole = np.zeros((256, 256), bool)
+    hole[:6, 40:200] = True  # along the top edge
+    hole[100:110, 250:] = True  # into the right edge
+    write_png(tmp_path / "in" / "a.png", face)
+    write_png(tmp_path / "m.png", hole.astype(np.uint8) * 255)
+    Restorer(_FlatGenerator(crop_size=256), None, MaskSource(mask_file=tmp_path / "m.png"), RestoreOptions(aligned=True)).run(
+        expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    out = read_rgb(tmp_path / "out" / "a.png").astype(int)
+    green = (out[..., 1] > 200) & (out[..., 0] < 60) & (out[..., 2] < 60)
+    inner = hole & (cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3) > 1.5)  # past the classical rim
+    assert green[inner].mean() > 0.97
+    assert (out[~hole] == face[~hole]).all()

@@ -170,10 +170,13 @@ def paste_back(canvas: np.ndarray, weight: np.ndarray, restored_crop: np.ndarray
     roi = (x1 - x0, y1 - y0)
     warped = cv2.warpAffine(restored_crop.astype(np.float32), inv, roi, flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)
-    inside = np.zeros((size, size), np.uint8)
-    inside[1:-1, 1:-1] = 1
-    edge = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
-    edge = np.clip(edge / float(max(edge_feather, 1)), 0, 1).astype(np.float32)
+    if edge_feather > 0:
+        inside = np.zeros((size, size), np.uint8)
+        inside[1:-1, 1:-1] = 1
+        edge = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
+        edge = np.clip(edge / float(edge_feather), 0, 1).astype(np.float32)
+    else:  # the crop is the whole picture (an aligned input): nothing to fade into
+        edge = np.ones((size, size), np.float32)
     coverage = cv2.warpAffine(edge, inv, roi, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     alpha = local * coverage
     region = canvas[y0:y1, x0:x1]
