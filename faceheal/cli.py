@@ -140,7 +140,7 @@ def restore(
         damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
         mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector),
                                  grow=grow)
-        parameters = {"model": model, "device": device, "precision": getattr(inpainter, "precision", None),
+        parameters = {"model": model, "device": device, "precision": inpainter.precision,
                       "batch_size": batch_size, "detector": detector,
                       "min_face": min_face, "grow": mask_source.grow, "change_radius": change_radius, "fill_outside": fill_outside,
                       "aligned": aligned, "sensitivity": sensitivity if mask_source.is_auto else None,
@@ -188,9 +188,9 @@ def restore(
 
     try:
         if loaders is None:  # on CPU the model wants the cores; on CUDA the loaders are the bottleneck
-            on_gpu = str(getattr(inpainter, "device", "cpu")).startswith("cuda")
+            on_gpu = str(inpainter.device).startswith("cuda")
             loaders = min(8, max(1, (os.cpu_count() or 2) - 1)) if on_gpu else 1
-        restorer.run(sources, out, on_result, batch_faces=getattr(inpainter, "batch_size", 8), loaders=loaders)
+        restorer.run(sources, out, on_result, batch_faces=inpainter.batch_size, loaders=loaders)
     except KeyboardInterrupt:
         _err("interrupted: outputs written so far are complete; nothing is half-written")
         raise typer.Exit(1)

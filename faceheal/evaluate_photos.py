@@ -164,7 +164,7 @@ def restore_cases(cases: list[Case], restorer, work: Path) -> tuple[list[np.ndar
         cv2.imwrite(str(work / "masks" / f"{c.name}.png"), c.hole.astype(np.uint8) * 255)
         sources.append(Source(work / "in" / f"{c.name}.png", Path(f"{c.name}.png")))
     restorer.masks.masks_dir = work / "masks"
-    results = restorer.run(sources, work / "out", batch_faces=getattr(restorer.inpainter, "batch_size", 8))
+    results = restorer.run(sources, work / "out", batch_faces=restorer.inpainter.batch_size)
     outputs = []
     for c, r in zip(cases, results):
         if r.output and Path(r.output).is_file():

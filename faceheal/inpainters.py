@@ -27,8 +27,13 @@ class InpaintResult:
 
 
 class Inpainter(Protocol):
-    name: str
-    crop_size: int
+    """What restore, eval and `restore_image` may ask of any backend, without `getattr`."""
+
+    name: str  # "generator", "telea", ...
+    crop_size: int  # side of the aligned crops it takes
+    device: str  # where it runs: "cpu", "cuda:0"...
+    precision: str | None  # the generator's arithmetic; None for classical backends
+    batch_size: int  # crops per call that suit it
 
     def inpaint(self, crops: np.ndarray, holes: np.ndarray, priors: np.ndarray | None = None) -> InpaintResult:
         """crops (B, S, S, 3) float32 in [0, 1]; holes (B, S, S) bool, True = repaint; priors: the
@@ -46,11 +51,14 @@ class TeleaInpainter:
     """OpenCV Telea (fast marching), per channel in float32 so 16-bit sources keep their precision."""
 
     name = "telea"
+    device = "cpu"
+    precision = None
 
-    def __init__(self, crop_size: int = 256, radius: int = 5, method: int = cv2.INPAINT_TELEA):
+    def __init__(self, crop_size: int = 256, radius: int = 5, method: int = cv2.INPAINT_TELEA, batch_size: int = 8):
         self.crop_size = crop_size
         self.radius = radius
         self.method = method
+        self.batch_size = batch_size
 
     def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> None:
         return None

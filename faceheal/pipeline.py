@@ -237,11 +237,9 @@ class Restorer:
                     raise NoFaceFound("no face found")
                 with self._timed("align"):
                     item.aligned = [align_face(display, item.hole, f.landmarks, size) for f in item.faces]
-            prior_for = getattr(self.inpainter, "prior_for", None)
-            if prior_for is not None:
-                with self._timed("prior"):
-                    for a in item.aligned:
-                        a.prior = prior_for(a.crop, a.hole)
+            with self._timed("prior"):
+                for a in item.aligned:
+                    a.prior = self.inpainter.prior_for(a.crop, a.hole)
         except FacehealError as e:
             item.error = e.with_traceback(None)  # its traceback's frames would keep the decoded photo alive
         return item
