@@ -418,7 +418,10 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
             kw["subsampling"] = info["subsampling"]
     elif fmt == "TIFF":
         if info.get("compression") and info["compression"] != "raw":
-            kw["compression"] = info["compression"]
+            # JPEG inside a TIFF would be re-encoded whole, changing pixels far from any repair: such a
+            # file is written with lossless deflate instead, so only the repaired pixels differ
+            lossy = info["compression"] in ("jpeg", "tiff_jpeg")
+            kw["compression"] = "tiff_adobe_deflate" if lossy else info["compression"]
     elif fmt == "PNG":
         if info.get("xmp"):
             from PIL import PngImagePlugin

@@ -307,3 +307,20 @@ def test_jpeg_repairs_keep_every_other_block_and_every_marker(tmp_path, portrait
     assert report["pixels_changed"] == int(differs.sum())
     if shutil.which("jpegtran"):
         assert Image.open(out).info.get("progressive")
+
+
+def test_a_jpeg_compressed_tiff_changes_only_its_repaired_pixels(tmp_path):
+    """JPEG inside a TIFF cannot keep its blocks through Pillow: it is written with lossless deflate,
+    so pixels far from the repair stay exactly as decoded (they moved by up to 36 levels before)."""
+    face, mask = _aligned_face()
+    (tmp_path / "in").mkdir()
+    Image.fromarray(face).save(tmp_path / "in" / "scan.tif", compression="jpeg")
+    write_png(tmp_path / "m.png", mask.astype(np.uint8) * 255)
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--aligned", "--mask",
+                            str(tmp_path / "m.png"), "--model", "telea", "--report", str(tmp_path / "r.jsonl")])
+    assert r.exit_code == 0, r.output
+    before = np.asarray(Image.open(tmp_path / "in" / "scan.tif").convert("RGB"))
+    after = np.asarray(Image.open(tmp_path / "out" / "scan.tif").convert("RGB"))
+    differs = (before != after).any(-1)
+    assert not (differs & ~mask).any()
+    assert json.loads((tmp_path / "r.jsonl").read_text())["pixels_changed"] == int(differs.sum())
