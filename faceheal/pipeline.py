@@ -199,7 +199,7 @@ class Restorer:
                 pic = read_image(source.path, self.options.max_pixels)
             return self.prepare(source, pic)
         except FacehealError as e:
-            return _Loaded(source, error=e.with_traceback(None), started=time.perf_counter())
+            return _Loaded(source, error=detached(e), started=time.perf_counter())
         except MemoryError:
             return _Loaded(source, error=FacehealError("out of memory while decoding (try --max-pixels)"),
                            started=time.perf_counter())
@@ -241,7 +241,7 @@ class Restorer:
                 for a in item.aligned:
                     a.prior = self.inpainter.prior_for(a.crop, a.hole)
         except FacehealError as e:
-            item.error = e.with_traceback(None)  # its traceback's frames would keep the decoded photo alive
+            item.error = detached(e)
         return item
 
     # -- stage 2 and 3: paste back, write ------------------------------------------------------
@@ -530,6 +530,15 @@ def _inner_distance(hole: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+
+
+def detached(e: FacehealError) -> FacehealError:
+    """An error kept on its photo's item: its traceback as text (for --debug), not its frames, which
+    would keep the decoded photo alive until the item goes."""
+    import traceback
+
+    e.traceback = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return e.with_traceback(None)
 
 
 def unexpected(e: BaseException) -> FacehealError:

@@ -350,3 +350,7 @@ def test_an_unexpected_exception_fails_its_photo_only_and_report_starts_afresh(j
     assert len(lines) == 2 and "from an older run" not in str(lines)
     r = restore(job / "in", "-o", job / "out2", "--masks", job / "masks", "--model", "telea", "--debug")
     assert "Traceback" in r.stderr and "a decoder's warning" in r.stderr
+    write_png(job / "masks" / "zz" / "other.png", np.zeros((5, 5), np.uint8))  # a faceheal error: its traceback too
+    monkeypatch.setattr(pipeline, "read_image", real)
+    r = restore(job / "in", "-o", job / "out3", "--masks", job / "masks", "--model", "telea", "--debug")
+    assert "is 5x5 but the photo is" in r.stderr and "MaskMismatch" in r.stderr
