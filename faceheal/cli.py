@@ -284,10 +284,9 @@ def mask(
 
 
 def _synthetic_masks(out: Path, kind: str, ratio: str, count: int, size: str, seed: int, quiet: bool = False) -> None:
-    import cv2
     import numpy as np
 
-    from faceheal.images import write_atomic
+    from faceheal.images import write_png
     from faceheal.masks.synthetic import KINDS, synthetic_mask
 
     if kind not in KINDS + ("mixed",):
@@ -302,8 +301,7 @@ def _synthetic_masks(out: Path, kind: str, ratio: str, count: int, size: str, se
     rng = np.random.default_rng(seed)
     for i in range(count):
         m = synthetic_mask((h, w), kind, (lo, hi), rng)
-        ok, enc = cv2.imencode(".png", m.astype(np.uint8) * 255)
-        write_atomic(out / f"{kind}_{seed}_{i:05d}.png", enc.tobytes())
+        write_png(out / f"{kind}_{seed}_{i:05d}.png", m.astype(np.uint8) * 255)
     if not quiet:
         print(f"faceheal: wrote {count} {kind} masks to {out}", file=sys.stderr)
 

@@ -511,6 +511,16 @@ def write_atomic(path: str | os.PathLike, data: bytes, mode: int | None = None) 
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
+def write_png(path: str | os.PathLike, pixels: np.ndarray) -> None:
+    """An 8-bit mask, overlay or layout (gray, or RGB) as a PNG, atomically: the one way faceheal writes
+    its own pictures."""
+    arr = np.ascontiguousarray(pixels[..., ::-1] if pixels.ndim == 3 else pixels)
+    ok, enc = cv2.imencode(".png", arr)
+    if not ok:
+        raise OutputError(f"could not encode {path}")
+    write_atomic(path, enc.tobytes())
+
+
 def write_image(path: str | os.PathLike, picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None,
                 mode: int | None = None) -> None:
     write_atomic(path, encode_image(picture, pixels, jpeg_quality), mode)

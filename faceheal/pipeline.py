@@ -28,7 +28,7 @@ from faceheal.faces.align import (AlignedFace, align_face, align_with_matrix, ch
 from faceheal.faces.detect import Face, FaceDetector
 from faceheal.faces.find import find_faces
 from faceheal.images import (Picture, apply_tone, descreened, encode_image, file_sha256, from_float_rgb, mode_of, monotone_tone, read_image,
-                             to_float_rgb, write_atomic)
+                             to_float_rgb, write_atomic, write_png)
 from faceheal.inpainters import Inpainter, classical_fill
 from faceheal.masks.supplied import find_mask, read_mask
 from faceheal.sources import Source, output_path
@@ -361,10 +361,7 @@ class Restorer:
         write_atomic(out_path.with_name(out_path.name + ".faceheal.json"), json.dumps(doc, indent=1).encode())
 
     def _write_mask(self, item: _Loaded) -> None:
-        import cv2
-
-        ok, enc = cv2.imencode(".png", item.hole.astype(np.uint8) * 255)
-        write_atomic(self.options.masks_dir / item.source.relative.with_suffix(".png"), enc.tobytes())
+        write_png(self.options.masks_dir / item.source.relative.with_suffix(".png"), item.hole.astype(np.uint8) * 255)
 
     def _write_layouts(self, item: _Loaded, res: ImageResult) -> None:
         from faceheal.model.semantics import colourise
@@ -372,10 +369,7 @@ class Restorer:
         for i, fr in enumerate(res.faces):
             if fr.layout is not None:
                 rel = item.source.relative
-                path = self.options.layout_dir / rel.parent / f"{rel.stem}.face{i}.layout.png"
-                import cv2
-                ok, enc = cv2.imencode(".png", colourise(fr.layout)[..., ::-1])
-                write_atomic(path, enc.tobytes())
+                write_png(self.options.layout_dir / rel.parent / f"{rel.stem}.face{i}.layout.png", colourise(fr.layout))
 
     def run(self, sources: Iterable[Source], out_dir: Path, on_result: Callable[[ImageResult], None] | None = None,
             batch_faces: int = 8, lookahead: int = 4, loaders: int = 1) -> list[ImageResult]:

@@ -263,7 +263,7 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     from faceheal.errors import FacehealError
     from faceheal.faces.align import crop_region, similarity_transform, template
     from faceheal.faces.detect import MtcnnDetector
-    from faceheal.images import read_image, to_rgb8, write_atomic
+    from faceheal.images import read_image, to_rgb8, write_png
     from faceheal.faces.find import find_faces
     from faceheal.sources import output_path
 
@@ -285,11 +285,9 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
                     inside[y0:y1, x0:x1] = True
                 mask &= inside
             target = output_path(Path(out_dir), src).with_suffix(".png")
-            ok, enc = cv2.imencode(".png", mask.astype(np.uint8) * 255)
-            write_atomic(target, enc.tobytes())
+            write_png(target, mask.astype(np.uint8) * 255)
             if with_overlay:
-                ok, enc = cv2.imencode(".png", overlay(to_rgb8(display), mask)[..., ::-1])
-                write_atomic(target.with_name(target.stem + ".overlay.png"), enc.tobytes())
+                write_png(target.with_name(target.stem + ".overlay.png"), overlay(to_rgb8(display), mask))
             yield src, None
         except FacehealError as e:
             yield src, str(e)

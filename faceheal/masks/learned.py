@@ -23,7 +23,6 @@ from faceheal.errors import WeightsError
 from faceheal.model.weights import DAMAGE_NET, float_state, load_weights, save_weights, shipped
 
 DEFAULT_DAMAGE_WEIGHTS = shipped(DAMAGE_NET)
-LUMA = (0.299, 0.587, 0.114)
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,8 @@ def _running_max(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
 
 def cue_channels(rgb: torch.Tensor, k: int) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, 4, H, W): luma, white top-hat, black top-hat, chroma."""
+    from faceheal.images import LUMA
+
     gray = (rgb * torch.tensor(LUMA, device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
     pad = k // 2
 

@@ -1,5 +1,6 @@
 """Layers shared by both stages: convolutions, residual blocks, transformer layers, mask-aware
-attention and the classical push-pull fill that stage 2 uses as an input modality and residual base.
+attention, and a push-pull fill (the classical starting fill of `GeneratorConfig.prior="push-pull"`,
+used by the tiny test config; the shipped model starts from OpenCV Telea, faceheal/model/classical.py).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Stage 2: the multi-modal texture generator (paper, section "texture generation").
 
-Its modalities are the masked image, the mask, the stage-1 layout probabilities and a classical
-push-pull fill of the holes. An encoder-decoder fuses them across scales: skip connections carry
+Its modalities are the masked image, the mask, the stage-1 layout probabilities and a classical fill
+of the holes (OpenCV Telea for the shipped weights; push-pull in the tiny test config). An encoder-decoder fuses them across scales: skip connections carry
 every encoder scale into the decoder, coarse RGB predictions at 1/4 and 1/2 scale are fed forward into
 the finer levels, and mask-aware attention at the bottleneck lets hole positions copy from known
 positions anywhere in the face. The output is a residual on top of the classical fill (last layer

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceheal.images import LUMA
 from faceheal.masks.learned import DamageNet, DamageNetConfig, save_damage_net
 from faceheal.masks.render import DAMAGE_KINDS, render_damage
 from faceheal.masks.synthetic import synthetic_mask
@@ -35,7 +36,7 @@ TRAIN_KINDS = DAMAGE_KINDS + ("painted",)
 def _style(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Colour, gray, sepia or faded, as old prints come."""
     r = rng.random()
-    gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    gray = rgb @ LUMA
     if r < 0.3:
         return np.repeat(gray[..., None], 3, axis=2)
     if r < 0.5:

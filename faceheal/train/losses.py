@@ -1,5 +1,6 @@
-"""Training objectives: hole-weighted L1 at every output scale, SSIM, layout cross-entropy, hinge
-adversarial terms, and (when available offline) a VGG perceptual loss.
+"""Training objectives: hole-weighted L1 at every output scale, SSIM, layout cross-entropy and hinge
+adversarial terms; the perceptual term is LPIPS (AlexNet, shipped weights, faceheal/lpips.py), there
+being no VGG weights offline.
 """
 from __future__ import annotations
 
