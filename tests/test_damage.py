@@ -61,7 +61,7 @@ def test_sensitivity_trades_misses_for_false_alarms(portrait, detector):
     img = portrait.astype(np.float32) / 255
     low = detect_damage(img, DamageSettings(sensitivity=0.0, detector=detector)).sum()
     high = detect_damage(img, DamageSettings(sensitivity=1.0, detector=detector)).sum()
-    assert low <= high
+    assert 0 < low < high, "a scratched portrait: damage found at every setting, more when more sensitive"
 
 
 def test_eyes_are_protected_from_dust_detection(detector):

@@ -82,47 +82,69 @@ def test_learning_rate_warms_up_holds_then_decays_to_5_percent():
     assert lr_factor(500, TrainConfig(data="-", out="-")) == 1.0
 
 
-def test_tiny_model_trains_and_resumes(tmp_path):
-    from faceheal.train.loop import TrainConfig, Trainer
-
-    data = tmp_path / "prep"
-    data.mkdir()
+def _prepared(folder):
+    """A tiny prepared folder: 12 crops of 64 px, 2 of them held out ('val'), half with labels."""
+    folder.mkdir()
     n, s = 12, 64
     yy, xx = np.mgrid[:s, :s]
     images = np.stack([(np.stack([xx * 4 % 256, yy * 4 % 256, (xx + yy) * 2 % 256], -1)).astype(np.uint8)
                        for _ in range(n)])
     labels = np.where(np.hypot(yy - 32, xx - 32) < 20, 1, 0).astype(np.uint8)[None].repeat(n, 0)
-    np.save(data / "images.npy", images)
-    np.save(data / "labels.npy", labels)
+    np.save(folder / "images.npy", images)
+    np.save(folder / "labels.npy", labels)
     items = [{"source": f"{i}.png", "split": "val" if i < 2 else "train",
               "labels": "ground-truth" if i % 2 else "none"} for i in range(n)]
-    (data / "index.json").write_text(json.dumps({"items": items}))
-    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), model="tiny", size=64, batch_size=4, steps=6,
-                      val_count=2, adv_weight=0.1, perceptual_weight=0.5, checkpoint_minutes=100)
-    trainer = Trainer(cfg)
+    (folder / "index.json").write_text(json.dumps({"items": items}))
+    return folder
+
+
+def _config(tmp_path, **kw):
+    from faceheal.train.loop import TrainConfig
+
+    base = dict(data=str(tmp_path / "prep"), out=str(tmp_path / "run"), model="tiny", size=64, batch_size=4, steps=6,
+                val_count=2, adv_weight=0.1, perceptual_weight=0.5, checkpoint_minutes=100)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_tiny_model_trains_with_every_loss_and_checkpoints(tmp_path):
+    from faceheal.train.loop import Trainer
+
+    _prepared(tmp_path / "prep")
+    trainer = Trainer(_config(tmp_path))
     first = trainer.train_step()
     result = trainer.run()
     assert result["step"] == 6 and np.isfinite(result["val_psnr"])
     assert {"l1", "ssim", "adv_g", "lpips"} <= set(first)
-    assert (tmp_path / "run" / "generator.pt").is_file()
-    resumed = Trainer(TrainConfig(**{**cfg.__dict__, "steps": 8, "decay_from": 6}))
+    model, meta = load_generator(tmp_path / "run" / "generator.pt")
+    assert meta["step"] == 6 and model.config == GeneratorConfig.tiny()
+
+
+def test_resume_continues_the_step_and_the_learning_rate_given(tmp_path):
+    from faceheal.train.loop import Trainer
+
+    _prepared(tmp_path / "prep")
+    cfg = _config(tmp_path)
+    Trainer(cfg).run()
+    resumed = Trainer(_config(tmp_path, steps=8, decay_from=6))
     assert resumed.resume() and resumed.step == 6
     assert resumed.run()["step"] == 8
     assert resumed.opt.param_groups[0]["lr"] == pytest.approx(cfg.lr * 0.525)  # the last step, 7, is half-way down
-    model, meta = load_generator(tmp_path / "run" / "generator.pt")
-    assert meta["step"] == 8 and model.config == GeneratorConfig.tiny()
-    again = Trainer(TrainConfig(**{**cfg.__dict__, "steps": 9, "lr": cfg.lr / 4}))  # a new --lr on --resume is used
+    again = Trainer(_config(tmp_path, steps=9, lr=cfg.lr / 4))  # a new --lr on --resume is used
     assert again.resume() and again.run()["step"] == 9
     assert again.opt.param_groups[0]["lr"] == pytest.approx(cfg.lr / 4)
-    # the compact pack for GPU machines trains the same way, with batches built by worker processes
-    from faceheal.train.data import PreparedFaces, pack
 
+
+def test_a_pack_carries_the_held_out_crops_and_trains_the_same_way(tmp_path):
+    from faceheal.train.data import PreparedFaces, pack
+    from faceheal.train.loop import Trainer
+
+    data = _prepared(tmp_path / "prep")
     info = pack(data, tmp_path / "pack", size=64)
     assert info["count"] == 10 and info["held_out"] == 2  # held-out crops travel for the curve, still held out
     assert len(PreparedFaces(tmp_path / "pack", "train")) == 10 and len(PreparedFaces(tmp_path / "pack", "val")) == 2
-    packed = Trainer(TrainConfig(**{**cfg.__dict__, "data": str(tmp_path / "pack"), "out": str(tmp_path / "run2"),
-                                    "steps": 2, "workers": 1, "adv_weight": 0.0, "perceptual_weight": 0.0}))
-    assert packed.run()["step"] == 2
+    packed = Trainer(_config(tmp_path, data=str(tmp_path / "pack"), out=str(tmp_path / "run2"), steps=2, workers=1,
+                             adv_weight=0.0, perceptual_weight=0.0))
+    assert packed.run()["step"] == 2  # batches built by worker processes
     fewer = pack(data, tmp_path / "pack1", size=64, held_out_limit=1, quality=60)
     assert fewer["count"] == 10 and fewer["held_out"] == 1 and fewer["mib"] <= info["mib"]
     assert len(PreparedFaces(tmp_path / "pack1", "val")) == 1

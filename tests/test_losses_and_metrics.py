@@ -1,0 +1,64 @@
+"""Losses and metrics against closed-form values, so a silent change in any of them shows."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from faceheal.evaluate import psnr, ssim as ssim_np
+from faceheal.train.losses import hinge_d_loss, hinge_g_loss, hole_weighted_l1, layout_cross_entropy, ssim
+
+
+def test_psnr_of_a_known_error():
+    a = np.zeros((8, 8, 3))
+    assert psnr(a, a + 0.1) == pytest.approx(20.0)  # mse 0.01 -> 10 log10(1 / 0.01)
+    assert psnr(a, a + 0.01) == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("x, y", [(0.2, 0.2), (0.2, 0.6), (0.9, 0.1)])
+def test_ssim_of_flat_images_is_the_luminance_term(x, y):
+    """Flat images have no variance: SSIM = (2xy + C1) / (x^2 + y^2 + C1), C1 = (0.01 L)^2."""
+    c1 = (0.01 * 1.0) ** 2
+    expected = (2 * x * y + c1) / (x * x + y * y + c1)
+    a, b = np.full((32, 32, 3), x), np.full((32, 32, 3), y)
+    assert ssim_np(a, b) == pytest.approx(expected, rel=1e-6)
+    ta, tb = torch.full((1, 3, 32, 32), 2 * x - 1.0), torch.full((1, 3, 32, 32), 2 * y - 1.0)  # [-1, 1], range 2
+    c1t = (0.01 * 2.0) ** 2
+    xt, yt = 2 * x - 1, 2 * y - 1
+    assert float(ssim(ta, tb)[0]) == pytest.approx((2 * xt * yt + c1t) / (xt * xt + yt * yt + c1t), rel=1e-4)
+
+
+def test_ssim_is_one_for_identical_textured_images_and_lower_for_noise():
+    rng = np.random.default_rng(0)
+    a = rng.random((48, 48, 3))
+    assert ssim_np(a, a) == pytest.approx(1.0)
+    noise = rng.normal(0, 1, a.shape)
+    light, heavy = ssim_np(a, np.clip(a + 0.05 * noise, 0, 1)), ssim_np(a, np.clip(a + 0.3 * noise, 0, 1))
+    assert 0 < heavy < light < 0.99
+
+
+def test_hole_weighted_l1():
+    target = torch.zeros(1, 3, 4, 4)
+    hole = torch.zeros(1, 1, 4, 4)
+    hole[..., :2, :] = 1  # half the pixels are hole
+    assert float(hole_weighted_l1(target + 0.5, target, hole)) == pytest.approx(0.5)  # same error everywhere
+    pred = target.clone()
+    pred[..., :2, :] = 1.0  # error 1 in the hole only: 6 * 8 / (6 * 8 + 8) of the weight
+    assert float(hole_weighted_l1(pred, target, hole)) == pytest.approx(48 / 56)
+
+
+def test_hinge_losses():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert float(hinge_d_loss(real, fake)) == pytest.approx((0 + 0.5) / 2 + (0 + 1.0) / 2)
+    assert float(hinge_g_loss(fake)) == pytest.approx(1.0)  # -mean(fake)
+
+
+def test_layout_cross_entropy_of_uniform_logits_is_log_k():
+    k = 19
+    logits = torch.zeros(2, k, 8, 8)
+    labels = torch.randint(0, k, (2, 8, 8), dtype=torch.uint8)
+    assert float(layout_cross_entropy(logits, labels)) == pytest.approx(math.log(k), rel=1e-5)
+    labels[0] = 255  # unknown labels do not count
+    assert float(layout_cross_entropy(logits, labels)) == pytest.approx(math.log(k), rel=1e-5)
