@@ -624,8 +624,9 @@ def restore_image(image: np.ndarray, mask: np.ndarray | None = None, inpainter: 
     if not aligned:
         detector = detector or MtcnnDetector()
     masks = MaskSource(auto=auto_damage_mask()) if mask is None else MaskSource(auto=lambda rgb, lm: mask.astype(bool), grow=0)
-    restorer = Restorer(inpainter, detector, masks,
-                        RestoreOptions(aligned=aligned, change_radius=change_radius))
+    restorer = Restorer(inpainter, detector, masks,  # a mask given is the caller's: all of it is repaired
+                        RestoreOptions(aligned=aligned, change_radius=change_radius,
+                                       fill_outside="telea" if mask is not None else "auto"))
     item = restorer.prepare(Source(Path("<memory>"), Path("memory.png")), Picture(pixels=image, format="PNG"))
     if item.error is not None:
         raise item.error
