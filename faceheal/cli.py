@@ -157,50 +157,21 @@ def restore(
         raise _usage(str(e))
 
     try:
-        report_file = open(report, "w") if report else None  # this run's report, not appended to an old one
+        log = _RunLog(report, _open_manifest(out, shard_spec), _progress(len(sources), quiet, "restoring"), debug, skip_no_face)
     except OSError as e:
         raise _usage(f"--report {report}: {e.strerror or e}")
-    manifest = _open_manifest(out, shard_spec)
-    progress = _progress(len(sources), quiet, "restoring")
-    counts = {"ok": 0, "partial": 0, "unchanged": 0, "skipped": 0, "no-face": 0, "error": 0}
-    faces = 0
     t0 = time.time()
-
-    def on_result(r) -> None:
-        nonlocal faces
-        counts[r.status] += 1
-        faces += len(r.faces)  # aligned inputs count as one face each
-        if r.failed:
-            _err(f"{r.path}: {r.error}")
-            if debug and r.traceback:
-                _err(r.traceback.rstrip())
-        elif r.status == "no-face":
-            _err(f"{r.path}: {r.error}" + ("" if skip_no_face else " (copied unchanged)"))
-        elif r.status == "partial":
-            _err(f"{r.path}: warning: {r.error}")
-        line = json.dumps(r.to_json()) + "\n"
-        for f in (report_file, manifest):
-            if f:
-                f.write(line)
-                f.flush()
-        if progress:
-            progress.advance(0)
-
     try:
         if loaders is None:  # on CPU the model wants the cores; on CUDA the loaders are the bottleneck
             on_gpu = str(inpainter.device).startswith("cuda")
             loaders = min(8, max(1, (os.cpu_count() or 2) - 1)) if on_gpu else 1
-        restorer.run(sources, out, on_result, batch_faces=inpainter.batch_size, loaders=loaders)
+        restorer.run(sources, out, log.record, batch_faces=inpainter.batch_size, loaders=loaders)
     except KeyboardInterrupt:
         _err("interrupted: outputs written so far are complete; nothing is half-written")
         raise typer.Exit(1)
     finally:
-        if progress:
-            progress.stop()
-        for f in (report_file, manifest):
-            if f:
-                f.close()
-    summary = {"photos": len(sources), "faces": faces, "counts": counts, "seconds": round(time.time() - t0, 3),
+        log.close()
+    summary = {"photos": len(sources), "faces": log.faces, "counts": log.counts, "seconds": round(time.time() - t0, 3),
                "stage_seconds": {k: round(v, 3) for k, v in restorer.timings.items()},
                "loaders": loaders, "model": inpainter.describe(), "parameters": restorer.parameters}
     try:
@@ -215,11 +186,51 @@ def restore(
         if not quiet:
             print(f"faceheal: review page {page}", file=sys.stderr)
     if not quiet:
-        print(f"faceheal: {len(sources)} photos, {faces} faces, {counts['ok'] + counts['partial']} restored "
-              f"({counts['partial']} with damage left), {counts['unchanged']} unchanged, "
-              f"{counts['skipped']} already done, {counts['no-face']} without faces, {counts['error']} failed "
-              f"in {time.time() - t0:.1f}s", file=sys.stderr)
-    raise typer.Exit(1 if counts["error"] else 0)  # a photo without a face is an outcome, not a failure
+        print(f"faceheal: {len(sources)} photos, {log.summary()} in {time.time() - t0:.1f}s", file=sys.stderr)
+    raise typer.Exit(1 if log.counts["error"] else 0)  # a photo without a face is an outcome, not a failure
+
+
+class _RunLog:
+    """What a restore run tells as it goes: one stderr line per photo that failed, has no face or has
+    damage left; one JSON line per photo in --report (a new file) and the manifest; the counts."""
+
+    def __init__(self, report: Path | None, manifest, progress, debug: bool, skip_no_face: bool):
+        self.report = open(report, "w") if report else None  # this run's report, not appended to an old one
+        self.manifest, self.progress, self.debug, self.skip_no_face = manifest, progress, debug, skip_no_face
+        self.counts = {"ok": 0, "partial": 0, "unchanged": 0, "skipped": 0, "no-face": 0, "error": 0}
+        self.faces = 0
+
+    def record(self, r) -> None:
+        self.counts[r.status] += 1
+        self.faces += len(r.faces)  # aligned inputs count as one face each
+        if r.failed:
+            _err(f"{r.path}: {r.error}")
+            if self.debug and r.traceback:
+                _err(r.traceback.rstrip())
+        elif r.status == "no-face":
+            _err(f"{r.path}: {r.error}" + ("" if self.skip_no_face else " (copied unchanged)"))
+        elif r.status == "partial":
+            _err(f"{r.path}: warning: {r.error}")
+        line = json.dumps(r.to_json()) + "\n"
+        for f in (self.report, self.manifest):
+            if f:
+                f.write(line)
+                f.flush()
+        if self.progress:
+            self.progress.advance(0)
+
+    def summary(self) -> str:
+        c = self.counts
+        return (f"{self.faces} faces, {c['ok'] + c['partial']} restored ({c['partial']} with damage left), "
+                f"{c['unchanged']} unchanged, {c['skipped']} already done, {c['no-face']} without faces, "
+                f"{c['error']} failed")
+
+    def close(self) -> None:
+        if self.progress:
+            self.progress.stop()
+        for f in (self.report, self.manifest):
+            if f:
+                f.close()
 
 
 def _open_manifest(out: Path, shard_spec: str | None):
