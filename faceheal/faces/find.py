@@ -1,8 +1,9 @@
 """Finding the faces of a damaged photo: damage hides faces and fakes them.
 
 Paint over both eyes hides a face from MTCNN; the edges of paint strokes can look like a small face.
-So where there is real damage (or no face was found) the detector looks a second time, on a copy with
-the damage filled, and the two looks are merged. Restore and `faceheal mask` both find faces here.
+So where real damage lies beside every face found (or no face was found, or a found one may be made
+of paint) the detector looks a second time, on a copy with the damage filled, and the two looks are
+merged. Restore and `faceheal mask` both find faces here.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def detection_image(display: np.ndarray, max_side: int) -> tuple[np.ndarray, flo
     return to_rgb8(display), scale
 
 
-SECOND_LOOK_DAMAGE = 0.001  # damage over this fraction of the photo: always look again through it
+SECOND_LOOK_DAMAGE = 0.001  # damage over this share of the photo beside every face found: look again through it
 
 
 def find_faces(detector: FaceDetector, display: np.ndarray, hole: np.ndarray | None = None,
@@ -43,9 +44,9 @@ def find_faces(detector: FaceDetector, display: np.ndarray, hole: np.ndarray | N
     changed the faces.
 
     Damage hides faces and fakes them: paint over both eyes hides a face from MTCNN, and the edges of
-    paint strokes can look like a small face. So where there is real damage (or no face was found) the
-    detector looks a second time, on a copy with the damage filled, and the two looks are merged
-    (`merge_looks`).
+    paint strokes can look like a small face. So where real damage lies beside the faces found (or no
+    face was found, or one may be made of paint) the detector looks a second time, on a copy with the
+    damage filled, and the two looks are merged (`merge_looks`).
     """
     small, scale = detection_image(display, DETECT_MAX_SIDE)
     with timed("detect"):
@@ -56,14 +57,26 @@ def find_faces(detector: FaceDetector, display: np.ndarray, hole: np.ndarray | N
         return faces, hole
     small_hole = damage_at_scale(hole, small.shape[:2])
     suspicious = any(made_of_damage(f, hole) for f in faces)
-    if faces and not suspicious and small_hole.mean() < SECOND_LOOK_DAMAGE:
-        return faces, hole
+    if faces and not suspicious and damage_beside(faces, small_hole, scale) < SECOND_LOOK_DAMAGE:
+        return faces, hole  # every face found looks real, and no real damage lies where no face was found
     with timed("detect"):
         second = [f.scaled(1 / scale) for f in detect_through_damage(detector, small, small_hole, scale)]
     merged = merge_looks(faces, second, hole)
     if hole_for is not None and merged != faces:  # redo the mask with these faces' eyes and mouths protected
         hole = hole_for([f.landmarks for f in merged])
     return merged, hole
+
+
+def damage_beside(faces: list[Face], small_hole: np.ndarray, scale: float) -> float:
+    """The share of the (detection-copy) photo that is damaged outside every found face's crop: where a
+    face hidden by the damage could be."""
+    from faceheal.faces.align import crop_region, similarity_transform, template
+
+    rest = small_hole.copy()
+    for f in faces:
+        x0, y0, x1, y1 = crop_region(similarity_transform(f.landmarks * scale, template(256)), 256, rest.shape)
+        rest[y0:y1, x0:x1] = False
+    return float(rest.mean())
 
 
 def landmarks_on_damage(face: Face, hole: np.ndarray) -> int:
