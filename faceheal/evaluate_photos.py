@@ -337,7 +337,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def comparison_grid(cases: list[Case], methods: dict[str, list[np.ndarray]], per_bin: int = 1, tile: int = 144) -> np.ndarray:
+def comparison_grid(cases: list[Case], methods: dict[str, list[np.ndarray]], per_bin: int = 1, tile: int = 112) -> np.ndarray:
     """Rows: one photo per bin; columns: damaged | each method | original, cropped around the face box."""
     rows = []
     for b in range(len(BINS)):
