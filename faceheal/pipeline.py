@@ -152,8 +152,6 @@ AUTO_MASK_GROW = 1
 
 def grow_mask(mask: np.ndarray, radius: int) -> np.ndarray:
     """The mask dilated by a disc of `radius` pixels."""
-    import cv2
-
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return cv2.dilate(mask.astype(np.uint8), disc) > 0
 
@@ -344,8 +342,6 @@ class Restorer:
 
     def _write_sidecar(self, item: _Loaded, res: ImageResult, out_path: Path, changed: np.ndarray) -> None:
         """`<output>.faceheal.json`: everything needed to know how this file came to be."""
-        import cv2
-
         from faceheal import __version__
 
         if changed.ndim == 3:
@@ -487,8 +483,8 @@ class Restorer:
         except OSError as e:
             res.status, res.error = "error", f"{e.strerror or e}"
         except Exception as e:  # not faceheal's own: this photo fails, the batch goes on
-            res.status, res.error = "error", str(unexpected(e))
-            res.traceback = unexpected(e).traceback
+            err = unexpected(e)
+            res.status, res.error, res.traceback = "error", str(err), err.traceback
         if res.status == "error" and res.traceback is None:
             res.traceback = getattr(g.error, "traceback", None)
         res.seconds = time.perf_counter() - g.started
@@ -524,8 +520,6 @@ CLASSICAL_RIM_PX = 1
 
 def _inner_distance(hole: np.ndarray) -> np.ndarray:
     """Each damaged pixel's distance to the nearest undamaged one (0 outside the damage)."""
-    import cv2
-
     return cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
 
 
