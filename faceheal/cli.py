@@ -136,10 +136,10 @@ def restore(
                                  in_place=in_place, jpeg_quality=jpeg_quality, sidecar=sidecar,
                                  skip_existing=skip_existing,
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
-        from faceheal.pipeline import auto_damage_mask
+        from faceheal.pipeline import auto_damage_decision, auto_damage_mask
         damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
         mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector),
-                                 grow=grow)
+                                 grow=grow, decide=auto_damage_decision(sensitivity, damage_detector) if damage_resolved else None)
         parameters = {"model": model, "device": device, "precision": inpainter.precision,
                       "batch_size": batch_size, "detector": detector,
                       "min_face": min_face, "grow": mask_source.grow, "change_radius": change_radius, "fill_outside": fill_outside,
@@ -408,7 +408,8 @@ def train_damage(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
     seed: int = typer.Option(0, "--seed"),
-    backgrounds: Optional[List[Path]] = typer.Option(None, "--backgrounds", help="Folder of clean whole photos (scenes, text, clothes) to damage too; repeatable."),
+    backgrounds: Optional[List[Path]] = typer.Option(None, "--backgrounds", help="Folder of clean whole photos (scenes, text, clothes) to damage too; their 'train' split only; repeatable."),
+    family: Optional[List[str]] = typer.Option(None, "--family", help="Also train on this damage family of faceheal/masks/families.py (by default all are held out, for the generalisation score); repeatable."),
 ) -> None:
     """Train the learned damage detector on synthetic damage rendered onto clean faces (resumable)."""
     from faceheal.train.damage import DamageTrainConfig, DamageTrainer
@@ -418,7 +419,8 @@ def train_damage(
     try:
         trainer = DamageTrainer(DamageTrainConfig(data=str(data), out=str(out), steps=steps, minutes=minutes,
                                                   batch_size=batch_size, lr=lr, threads=threads, seed=seed,
-                                                  backgrounds=tuple(str(b) for b in backgrounds or ())))
+                                                  backgrounds=tuple(str(b) for b in backgrounds or ()),
+                                                  families=tuple(family or ())))
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise _usage(f"{data}: {e}")
     if resume and trainer.resume():

@@ -30,6 +30,7 @@ from faceheal.faces.find import find_faces
 from faceheal.images import (Picture, apply_tone, descreened, encode_image, file_sha256, from_float_rgb, mode_of, monotone_tone, read_image,
                              to_float_rgb, write_atomic, write_png)
 from faceheal.inpainters import Inpainter, classical_fill
+from faceheal.masks.decision import regions_of
 from faceheal.masks.supplied import find_mask, read_mask
 from faceheal.sources import Source, output_path
 
@@ -111,9 +112,11 @@ class MaskSource:
     """
 
     def __init__(self, mask_file: Path | None = None, masks_dir: Path | None = None,
-                 auto: Callable[[np.ndarray, list], np.ndarray] | None = None, grow: int | None = None):
+                 auto: Callable[[np.ndarray, list], np.ndarray] | None = None, grow: int | None = None,
+                 decide: Callable[[np.ndarray, list], tuple[np.ndarray, dict]] | None = None):
         self.mask_file, self.masks_dir, self.auto = mask_file, masks_dir, auto
         self._grow = grow
+        self.decide = decide  # detected masks only: (mask, face regions) -> (mask of the damaged regions, info)
 
     @property
     def is_auto(self) -> bool:
@@ -136,11 +139,24 @@ class MaskSource:
             mask = read_mask(path, shape)
         else:
             mask = self.auto(display_rgb, list(landmarks))
-            info = {"source": "auto", "sha256": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()}
+            info = {"source": "auto", "sha256": mask_sha256(mask)}
         if self.grow > 0 and mask.any():
             mask = grow_mask(mask, self.grow)
             info["grow"] = self.grow
         return mask, info
+
+    def decided(self, mask: np.ndarray | None, regions: list[tuple[int, int, int, int]], info: dict) -> np.ndarray | None:
+        """A detected mask after the per-face decision (faceheal/masks/decision.py): the flags of faces
+        judged undamaged dropped, so a clean photo comes back untouched. Supplied masks pass as they are."""
+        if self.decide is None or not self.is_auto or mask is None:
+            return mask
+        mask, info["decision"] = self.decide(mask, regions)
+        info["sha256"] = mask_sha256(mask)
+        return mask
+
+
+def mask_sha256(mask: np.ndarray) -> str:
+    return hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()
 
 
 # px added around a detected mask (the detectors already cover a scratch's soft edge by 1 px). Measured
@@ -154,6 +170,24 @@ def grow_mask(mask: np.ndarray, radius: int) -> np.ndarray:
     """The mask dilated by a disc of `radius` pixels."""
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return cv2.dilate(mask.astype(np.uint8), disc) > 0
+
+
+def auto_damage_decision(sensitivity: float = 0.5, detector: str = "auto"):
+    """The per-face decision of the detector that `auto_damage_mask` uses, as a MaskSource callback, or
+    None when that detector has none (the classical one, or weights calibrated before it existed)."""
+    from faceheal.masks.damage import damage_decision
+    from faceheal.masks.decision import decide
+
+    decision = damage_decision(detector)
+    if decision is None:
+        return None
+
+    def run(mask: np.ndarray, regions: list) -> tuple[np.ndarray, dict]:
+        mask, faces, rest = decide(mask, regions, decision, sensitivity)
+        return mask, {"face_damage_probability": [round(p, 4) for p in faces],
+                      "rest_damage_probability": None if rest is None else round(rest, 4),
+                      "threshold": round(decision.cut(sensitivity), 4)}
+    return run
 
 
 def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto"):
@@ -220,6 +254,8 @@ class Restorer:
                 item.faces = [None]
                 eyes_mouth = (template(size) - m[:, 2]) / np.diag(m[:, :2])
                 item.hole, item.mask_info = self.masks.mask_for(source, display, [eyes_mouth])
+                h, w = display.shape[:2]
+                item.hole = self.masks.decided(item.hole, [(0, 0, w, h)], item.mask_info)
                 item.aligned = [align_with_matrix(display, item.hole, m, size)]
             else:
                 if self.masks.is_auto:
@@ -233,6 +269,7 @@ class Restorer:
                 item.faces, item.hole = find_faces(self.detector, display, item.hole, hole_for, self._timed)
                 if not item.faces:
                     raise NoFaceFound("no face found")
+                item.hole = self.masks.decided(item.hole, regions_of(item.faces, display.shape[:2], size), item.mask_info)
                 with self._timed("align"):
                     item.aligned = [align_face(display, item.hole, f.landmarks, size) for f in item.faces]
             with self._timed("prior"):
@@ -620,7 +657,7 @@ def restore_image(image: np.ndarray, mask: np.ndarray | None = None, inpainter: 
     inpainter = inpainter or make_inpainter("generator")
     if not aligned:
         detector = detector or MtcnnDetector()
-    masks = MaskSource(auto=auto_damage_mask()) if mask is None else MaskSource(auto=lambda rgb, lm: mask.astype(bool), grow=0)
+    masks = MaskSource(auto=auto_damage_mask(), decide=auto_damage_decision()) if mask is None else MaskSource(auto=lambda rgb, lm: mask.astype(bool), grow=0)
     restorer = Restorer(inpainter, detector, masks,  # a mask given is the caller's: all of it is repaired
                         RestoreOptions(aligned=aligned, change_radius=change_radius,
                                        fill_outside="telea" if mask is not None else "auto"))

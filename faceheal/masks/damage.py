@@ -198,6 +198,18 @@ def learned_detector(required: bool = False):
         return _LEARNED["detector"]
 
 
+def damage_decision(detector: str = "auto"):
+    """The per-face decision (faceheal/masks/decision.py) calibrated for the detector `detector` resolves
+    to: the learned one's, from its weights' metadata; None for the classical detector or weights
+    without one."""
+    from faceheal.masks.decision import DamageDecision
+
+    if detector == "classical":
+        return None
+    learned = learned_detector(required=detector == "learned")
+    return None if learned is None else DamageDecision.from_json(learned.meta.get("decision"))
+
+
 def _learned_damage(learned, pixels: np.ndarray, settings: DamageSettings, protect, tile: int, overlap: int) -> np.ndarray:
     mask = learned.mask(pixels, learned.threshold(settings.sensitivity), tile)
     h, w = mask.shape
@@ -267,8 +279,11 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     from faceheal.faces.find import find_faces
     from faceheal.sources import output_path
 
+    from faceheal.masks.decision import decide, regions_of
+
     face_detector = MtcnnDetector()
     settings = DamageSettings(sensitivity=sensitivity, detector=detector)
+    decision = damage_decision(detector)
     for src in sources:
         try:
             pic = read_image(src.path)
@@ -277,6 +292,8 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
             # never exists as one float copy (4x its 8-bit size, 12x for RGB float from gray)
             faces, mask = find_faces(face_detector, display,
                                      hole_for=lambda landmarks: detect_damage(display, settings, protected_discs(landmarks)))
+            # the faces judged undamaged lose their flags, as in restore (no face: the photo is one region)
+            mask, _, _ = decide(mask, regions_of(faces, mask.shape), decision, sensitivity)
             if faces_only:
                 inside = np.zeros(mask.shape, bool)
                 for f in faces:

@@ -26,9 +26,11 @@ import torch.nn.functional as F
 
 from faceheal.images import LUMA
 from faceheal.masks.learned import DamageNet, DamageNetConfig, save_damage_net
+from faceheal.masks.families import FAMILIES, render_family
 from faceheal.masks.render import DAMAGE_KINDS, render_damage
 from faceheal.masks.synthetic import synthetic_mask
 from faceheal.train.data import PreparedFaces
+from faceheal.train.negatives import NEGATIVE_KINDS, hard_negative
 
 TRAIN_KINDS = DAMAGE_KINDS + ("painted",)
 
@@ -56,33 +58,6 @@ def render_painted(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     return out, m
 
 
-_WORDS = ("MOULIN ROUGE", "MATINEE", "1927", "HOTEL", "No. 42", "STUDIO", "Cafe", "PARIS", "photo", "XII", "A B C")
-
-
-def _picture_lines(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Thin bright or dark things that belong to the picture (signs, lettering, window bars): drawn
-    before the damage and never labelled, so the detector learns that thin is not enough."""
-    h, w = rgb.shape[:2]
-    out = rgb.copy()
-    for _ in range(int(rng.integers(1, 4))):
-        colour = rng.uniform(0.85, 1.0, 3) if rng.random() < 0.6 else rng.uniform(0, 1, 3)
-        ink = np.zeros((h, w), np.uint8)  # drawn as 8-bit coverage, then blended in the colour
-        if rng.random() < 0.7:
-            text = _WORDS[int(rng.integers(len(_WORDS)))]
-            cv2.putText(ink, text, (int(rng.integers(-20, w // 2)), int(rng.integers(10, h))),
-                        int(rng.choice([0, 1, 2, 3, 4, 6])), float(rng.uniform(0.3, 1.2)), 255,
-                        int(rng.integers(1, 3)), cv2.LINE_AA)
-        else:  # a small grid: window bars, a fence, a lattice
-            x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
-            step, n = int(rng.integers(4, 12)), int(rng.integers(3, 8))
-            for i in range(n):
-                cv2.line(ink, (x0 + i * step, y0), (x0 + i * step, y0 + n * step), 255, 1, cv2.LINE_AA)
-                cv2.line(ink, (x0, y0 + i * step), (x0 + n * step, y0 + i * step), 255, 1, cv2.LINE_AA)
-        a = (ink.astype(np.float32) / 255)[..., None]
-        out = out * (1 - a) + colour.astype(np.float32) * a
-    return out.astype(np.float32)
-
-
 def _scanner(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Grain, blur and JPEG after the damage, as a scan of a damaged print has them."""
     if rng.random() < 0.5:
@@ -97,8 +72,12 @@ def _scanner(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
-                  kinds: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One training pair from a clean uint8 RGB crop: (damaged float RGB (size, size, 3), truth bool)."""
+                  kinds: tuple[str, ...] | None = None, clean_share: float = 1 / 3,
+                  negative_share: float = 0.4, families: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """One training pair from a clean uint8 RGB crop: (damaged float RGB (size, size, 3), truth bool).
+    `clean_share` of the samples get no damage (when `kinds` is not given); `negative_share` get a
+    hard negative (faceheal/train/negatives.py) first. `families`: damage families of the independent
+    renderer (faceheal/masks/families.py) to train on as well, half of the damage when given."""
     scale = rng.uniform(max(0.55, size / min(face.shape[:2])), 1.4)
     img = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     y = int(rng.integers(0, img.shape[0] - size + 1))
@@ -107,15 +86,20 @@ def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
     if rng.random() < 0.5:
         rgb = rgb[:, ::-1]
     rgb = np.ascontiguousarray(rgb, np.float32)
-    if rng.random() < 0.2:
-        rgb = _picture_lines(rgb, rng)
+    if rng.random() < negative_share:  # picture content that looks like damage, never labelled
+        rgb = hard_negative(rgb, rng)
     truth = np.zeros((size, size), bool)
     if kinds is None:
-        kinds = () if rng.random() < 1 / 6 else tuple(
-            rng.choice(TRAIN_KINDS, size=int(rng.integers(1, 4)), replace=False, p=[0.4, 0.2, 0.25, 0.15]))
+        pool, p = list(TRAIN_KINDS), np.array([0.4, 0.2, 0.25, 0.15])
+        if families:
+            pool, p = pool + list(families), np.concatenate([p / 2, np.full(len(families), 0.5 / len(families))])
+        kinds = () if rng.random() < clean_share else tuple(
+            rng.choice(pool, size=int(rng.integers(1, 4)), replace=False, p=p))
     for kind in kinds:
         if kind == "painted":
             rgb, m = render_painted(rgb, rng)
+        elif kind in FAMILIES:
+            rgb, m = render_family(rgb, kind, rng)
         else:
             rgb, m = render_damage(rgb, kind, rng)
         truth |= m
@@ -124,12 +108,14 @@ def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
     return np.ascontiguousarray(rgb, np.float32), truth
 
 
-def _load_backgrounds(folder: Path, max_side: int = 1024) -> list[np.ndarray]:
-    """Every readable photo under `folder` as uint8 RGB, long side at most `max_side`."""
+def _load_backgrounds(folder: Path, split: str = "train", max_side: int = 1024, min_side: int = 160) -> list[np.ndarray]:
+    """The photos under `folder` in `split` (by the file-name hash of `faceheal prepare`, so the
+    held-out faces stay held out) as uint8 RGB, long side at most `max_side`."""
     from faceheal.images import read_image, to_rgb8
+    from faceheal.train.prepare import split_of
 
     out = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and split_of(p.name) == split):
         try:
             rgb = to_rgb8(read_image(path).display())
         except Exception:  # noqa: BLE001 - not an image: skip it
@@ -137,7 +123,7 @@ def _load_backgrounds(folder: Path, max_side: int = 1024) -> list[np.ndarray]:
         s = min(1.0, max_side / max(rgb.shape[:2]))
         if s < 1:
             rgb = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-        if min(rgb.shape[:2]) >= 256:
+        if min(rgb.shape[:2]) >= min_side:
             out.append(np.ascontiguousarray(rgb))
     return out
 
@@ -167,11 +153,19 @@ class DamageTrainConfig:
     val_count: int = 48  # held-out faces per kind (at 256, whole crops)
     backgrounds: tuple[str, ...] = ()  # folders of clean whole photos: scenes, clothes, text, not just faces
     background_share: float = 0.35
+    clean_share: float = 1 / 3  # samples left undamaged: on a clean photo every false alarm is a repaint
+    negative_share: float = 0.4  # samples given a hard negative (glasses, catchlights, signatures...)
+    pos_weight: float = 1.0  # BCE weight of damaged pixels
+    families: tuple[str, ...] = ()  # families of faceheal/masks/families.py trained on too (default: all held out)
+    val_photos: int = 120  # clean whole 'val' photos from `backgrounds`, for the photo-level false-alarm rate
 
 
 class DamageTrainer:
     def __init__(self, cfg: DamageTrainConfig, log: Callable[[str], None] = print):
         self.cfg, self.log = cfg, log
+        unknown = [f for f in cfg.families if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown damage family {unknown[0]!r} (choose from {', '.join(FAMILIES)})")
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.threads:
@@ -180,6 +174,10 @@ class DamageTrainer:
         train = PreparedFaces(Path(cfg.data), "train")
         self.images, self.train_idx = train.images, train.indices
         self.backgrounds = [im for folder in cfg.backgrounds for im in _load_backgrounds(Path(folder))]
+        vrng = np.random.default_rng(99)  # clean held-out photos as they come (frames, backgrounds, borders)
+        val_photos = [im for folder in cfg.backgrounds for im in _load_backgrounds(Path(folder), "val", max_side=512)]
+        self.val_photos = [val_photos[i].astype(np.float32) / 255
+                           for i in sorted(vrng.permutation(len(val_photos))[:cfg.val_photos])]
         test_idx = PreparedFaces(Path(cfg.data), "val").indices  # selection: never the reported test split
         self.model = DamageNet(DamageNetConfig())
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -192,6 +190,8 @@ class DamageTrainer:
                 face = np.asarray(self.images[i])
                 self.val.append((kind, *damage_sample(face, rng, size=face.shape[0], kinds=(kind,))))
         self.val_clean = [np.asarray(self.images[i], np.float32) / 255 for i in test_idx[-cfg.val_count:]]
+        self.val_negatives = [(kind, hard_negative(np.asarray(self.images[i], np.float32) / 255, rng, kind))
+                              for kind in NEGATIVE_KINDS for i in test_idx[-cfg.val_count // 2:]]
 
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
@@ -214,7 +214,8 @@ class DamageTrainer:
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step])
-        pairs = [damage_sample(self._clean(rng), rng, self.cfg.size) for _ in range(self.cfg.batch_size)]
+        pairs = [damage_sample(self._clean(rng), rng, self.cfg.size, clean_share=self.cfg.clean_share,
+                               negative_share=self.cfg.negative_share, families=self.cfg.families) for _ in range(self.cfg.batch_size)]
         x = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2)
         y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].float()
         return x, y
@@ -226,7 +227,7 @@ class DamageTrainer:
             g["lr"] = lr
         self.model.train()
         logits = self.model(x)
-        bce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=torch.tensor(2.0))
+        bce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=torch.tensor(self.cfg.pos_weight))
         p = torch.sigmoid(logits)
         dice = 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
         loss = bce + dice
@@ -238,22 +239,32 @@ class DamageTrainer:
 
     @torch.inference_mode()
     def validate(self) -> dict:
-        """Per-kind F1 at the best shared threshold, and the fraction of clean pixels flagged."""
+        """Per-kind F1 at the best threshold, the fraction of clean and hard-negative pixels flagged, and
+        the share of clean whole photos with any false alarm (a clean photo must come back untouched)."""
         self.model.eval()
-        probs = [torch.sigmoid(self.model(torch.from_numpy(rgb).permute(2, 0, 1)[None]))[0, 0].numpy()
-                 for _, rgb, _ in self.val]
-        clean = [torch.sigmoid(self.model(torch.from_numpy(rgb).permute(2, 0, 1)[None]))[0, 0].numpy()
-                 for rgb in self.val_clean]
+
+        def prob(rgb):
+            return torch.sigmoid(self.model(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]))[0, 0].numpy()
+
+        probs = [prob(rgb) for _, rgb, _ in self.val]
+        clean = [prob(rgb) for rgb in self.val_clean]
+        negatives = [(kind, prob(rgb)) for kind, rgb in self.val_negatives]
+        photos = [prob(rgb) for rgb in self.val_photos]
         best = None
-        for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+        for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
             per_kind = {k: [] for k in TRAIN_KINDS}
             for (kind, _, truth), p in zip(self.val, probs):
                 per_kind[kind].append(f1_within(p > t, truth)[2])
             f1 = {k: round(float(np.mean(v)), 4) for k, v in per_kind.items()}
             flagged = float(np.mean([(c > t).mean() for c in clean])) * 100
-            score = float(np.mean(list(f1.values()))) - 0.05 * flagged
+            negative = {k: round(100 * float(np.mean([(p > t).mean() for kk, p in negatives if kk == k])), 3)
+                        for k in NEGATIVE_KINDS}
+            photos_flagged = float(np.mean([(p > t).any() for p in photos])) if photos else 0.0
+            score = float(np.mean(list(f1.values()))) - 0.05 * flagged - 0.02 * float(np.mean(list(negative.values()))) \
+                - 0.3 * photos_flagged
             if best is None or score > best["score"]:
-                best = {"score": round(score, 4), "threshold": t, "f1": f1, "clean_flagged_percent": round(flagged, 3)}
+                best = {"score": round(score, 4), "threshold": t, "f1": f1, "clean_flagged_percent": round(flagged, 3),
+                        "negatives_flagged_percent": negative, "clean_photos_flagged": round(photos_flagged, 3)}
         return best
 
     def run(self, progress: Callable[[int, float], None] | None = None) -> dict:
@@ -299,7 +310,8 @@ class DamageTrainer:
         if metrics["score"] > self.best:  # the detector to ship is the best held-out one, not the last
             self.best = metrics["score"]
             save_damage_net(self.model.eval(), self.out / "damage.pt",
-                            meta={"step": self.step, "hours": round(self.elapsed / 3600, 3), **metrics})
+                            meta={"step": self.step, "hours": round(self.elapsed / 3600, 3),
+                                  "families": list(self.cfg.families), **metrics})
         tmp = self.out / "last.pt.part"
         torch.save(self.state(), tmp)
         tmp.replace(self.out / "last.pt")

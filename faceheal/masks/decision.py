@@ -1,0 +1,129 @@
+"""Is this face damaged at all? The per-face decision taken before anything is repainted.
+
+A pixel detector with a false-alarm rate of 0.3 % flags a few hundred pixels of every clean photo,
+and a few hundred repainted pixels are enough to make a clean photo "restored": measured, a default
+restore changed 75 % of clean held-out photos. So the detected damage of each face (its crop's
+footprint in the photo) is weighed as a whole first: how much of the region is flagged and how large
+its largest flagged piece is. A logistic model of those two numbers, fitted on the validation split
+(clean photos against the same photos damaged, `fit_decision`; tools/calibrate_damage_decision.py),
+gives the probability that the face is damaged; below the threshold the face's flags are dropped and
+the face comes back untouched. The rest of the photo (outside every face) is weighed the same way.
+Coefficients and threshold travel in the damage detector's weights metadata, as they belong to it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+EPS = 1e-5  # floor of the fractions before the logarithm: an empty region is "1e-5 flagged"
+
+
+def evidence(mask: np.ndarray, area: float | None = None) -> np.ndarray:
+    """(2,) features of one region's flags: log10 of the flagged fraction of the region (`area`
+    pixels, by default the mask's) and of its largest connected piece's fraction."""
+    area = max(float(mask.size if area is None else area), 1.0)
+    return np.log10(np.array([float(mask.sum()) / area, _largest(mask) / area]) + EPS)
+
+
+def _largest(mask: np.ndarray, max_pixels: int = 4_000_000) -> float:
+    """Area of the largest 8-connected piece; on a huge mask measured on a downscaled copy (a pixel
+    of the copy flagged when any pixel under it is), so no full-size label image is made."""
+    if not mask.any():
+        return 0.0
+    scale = 1.0
+    if mask.size > max_pixels:
+        scale = float(np.sqrt(max_pixels / mask.size))
+        h, w = mask.shape
+        mask = cv2.resize(mask.astype(np.uint8) * 255, (max(1, int(w * scale)), max(1, int(h * scale))),
+                          interpolation=cv2.INTER_AREA) > 0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return float(stats[1:, cv2.CC_STAT_AREA].max()) / scale ** 2 if n > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class DamageDecision:
+    weights: tuple[float, float]
+    bias: float
+    threshold: float  # probability of damage needed to repaint, at sensitivity 0.5
+
+    def probability(self, features: np.ndarray) -> float:
+        z = float(np.dot(self.weights, features) + self.bias)
+        return float(1 / (1 + np.exp(-np.clip(z, -50, 50))))
+
+    def cut(self, sensitivity: float) -> float:
+        """The probability threshold: this one at sensitivity 0.5, none at 1 (every flag is kept),
+        twice as strict in odds at 0."""
+        t = float(self.threshold)
+        return float(np.interp(sensitivity, [0.0, 0.5, 1.0], [min(0.99, t + (1 - t) / 2), t, 0.0]))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> "DamageDecision | None":
+        if not d:
+            return None
+        return cls(weights=tuple(float(v) for v in d["weights"]), bias=float(d["bias"]), threshold=float(d["threshold"]))
+
+
+def regions_of(faces, shape: tuple[int, int], size: int = 256) -> list[tuple[int, int, int, int]]:
+    """Each face's crop footprint (x0, y0, x1, y1) in the photo: the pixels its repair can change."""
+    from faceheal.faces.align import crop_region, similarity_transform, template
+
+    return [crop_region(similarity_transform(f.landmarks, template(size)), size, shape) for f in faces]
+
+
+def decide(mask: np.ndarray, regions: list[tuple[int, int, int, int]], decision: DamageDecision | None,
+           sensitivity: float = 0.5) -> tuple[np.ndarray, list[float], float | None]:
+    """The mask with the flags of every region judged undamaged removed (in place), the probability of
+    damage of each face region, and of the rest of the photo (None when nothing is flagged there).
+
+    A pixel in several regions is kept when any of them is judged damaged."""
+    if decision is None or sensitivity >= 1.0 or not mask.any():
+        return mask, [1.0 if mask[y0:y1, x0:x1].any() else 0.0 for x0, y0, x1, y1 in regions], None
+    cut = decision.cut(sensitivity)
+    probs = [decision.probability(evidence(mask[y0:y1, x0:x1])) for x0, y0, x1, y1 in regions]
+    inside = np.zeros(mask.shape, bool)
+    keep = np.zeros(mask.shape, bool)
+    for (x0, y0, x1, y1), p in zip(regions, probs):
+        inside[y0:y1, x0:x1] = True
+        if p >= cut:
+            keep[y0:y1, x0:x1] = True
+    rest = mask & ~inside
+    p_rest = None
+    if rest.any():
+        p_rest = decision.probability(evidence(rest, area=(~inside).sum()))  # the rest as one region
+        if p_rest >= cut:
+            keep |= ~inside
+    mask &= keep
+    return mask, probs, p_rest
+
+
+
+def fit_decision(clean: list[np.ndarray], damaged: list[np.ndarray], max_clean_changed: float = 0.05,
+                 steps: int = 200) -> tuple[DamageDecision, dict]:
+    """Logistic regression (Newton's method, a little L2) of damaged (1) against clean (0) regions'
+    evidence; the threshold is 0.5, raised where needed so that at most `max_clean_changed` of the
+    clean regions would be repainted. Returns the decision and its fit on these data (the share of
+    clean and of damaged regions kept)."""
+    x = np.concatenate([np.stack(clean), np.stack(damaged)])
+    y = np.concatenate([np.zeros(len(clean)), np.ones(len(damaged))])
+    xb = np.concatenate([x, np.ones((len(x), 1))], 1)
+    w = np.zeros(3)
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.clip(xb @ w, -50, 50)))
+        grad = xb.T @ (p - y) + 1e-3 * w
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + 1e-3 * np.eye(3)
+        w -= np.linalg.solve(hess, grad)
+    p_clean = 1 / (1 + np.exp(-np.clip(np.concatenate([np.stack(clean), np.ones((len(clean), 1))], 1) @ w, -50, 50)))
+    p_damaged = 1 / (1 + np.exp(-np.clip(np.concatenate([np.stack(damaged), np.ones((len(damaged), 1))], 1) @ w, -50, 50)))
+    threshold = 0.5
+    if float(np.mean(p_clean >= threshold)) > max_clean_changed:
+        threshold = float(np.quantile(p_clean, 1 - max_clean_changed)) + 1e-6
+    decision = DamageDecision(weights=(float(w[0]), float(w[1])), bias=float(w[2]), threshold=round(threshold, 6))
+    fit = {"clean_regions": len(clean), "damaged_regions": len(damaged),
+           "clean_kept": round(float(np.mean(p_clean >= decision.threshold)), 4),
+           "damaged_kept": round(float(np.mean(p_damaged >= decision.threshold)), 4)}
+    return decision, fit
