@@ -333,6 +333,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
         if max_pixels and img.width * img.height > max_pixels:
             raise UnreadableImage(f"{img.width}x{img.height} is over --max-pixels {max_pixels}")
         fmt = _sniff_format(img, path)
+        png_rawmode = getattr(getattr(img, "png", None), "im_rawmode", None)  # gone once loaded (getexif loads a PNG)
         # read before load(): Pillow rotates TIFFs on load and then drops their orientation tag
         exif = img.getexif()
         orientation = int(exif.get(0x0112, 1) or 1)
@@ -354,6 +355,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
             pass
     if tiff_exif is not None:
         info["exif"] = tiff_exif
+    if png_rawmode in ("L;2", "L;4"):  # 2- and 4-bit gray: written back at that depth
+        info["png_bits"] = int(png_rawmode[2:])
     pixels = None
     try:
         pixels = _decode_direct(data, fmt)
@@ -431,6 +434,11 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
             kw["pnginfo"] = meta
         if "transparency" in info and img.mode in ("L", "RGB", "P"):
             kw["transparency"] = info["transparency"]
+        if info.get("png_bits") and img.mode == "L":
+            # repaired pixels onto the file's own 4 or 16 gray levels (the others are on them already)
+            step = 255 / (2 ** info["png_bits"] - 1)
+            img = Image.fromarray((np.round(np.asarray(img) / step) * step + 0.5).astype(np.uint8))
+            kw["bits"] = info["png_bits"]
     elif fmt == "WEBP":
         kw["lossless"] = True
     if fmt == "JPEG" and info.get("progressive"):

@@ -240,6 +240,25 @@ def test_bilevel_palette_cmyk_and_lab_files_come_back_in_their_own_mode(tmp_path
         assert after.getpalette() == before.getpalette()
 
 
+@pytest.mark.parametrize("bits", [2, 4])
+def test_2_and_4_bit_gray_pngs_keep_their_depth(tmp_path, bits):
+    """A 2- or 4-bit gray PNG comes back at its depth, repairs on its own gray levels."""
+    face, mask = _aligned_face()
+    step = 255 // (2 ** bits - 1)
+    gray = (np.round(face.mean(-1) / step) * step).astype(np.uint8)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(gray).save(tmp_path / "in" / "face.png", bits=bits)
+    write_png(tmp_path / "m.png", mask.astype(np.uint8) * 255)
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--aligned",
+                            "--mask", str(tmp_path / "m.png"), "--model", "telea"])
+    assert r.exit_code == 0, r.output
+    data = (tmp_path / "out" / "face.png").read_bytes()
+    assert data[24] == bits  # IHDR bit depth
+    a, b = np.asarray(Image.open(tmp_path / "out" / "face.png")), np.asarray(Image.open(tmp_path / "in" / "face.png"))
+    assert not ((a != b) & ~mask).any(), "a pixel outside the damage changed"
+    assert (a != b)[mask].mean() > 0.1
+
+
 def test_multi_frame_files_are_never_cut_to_one_frame(tmp_path):
     face, mask = _aligned_face()
     pages = [Image.fromarray(face), Image.fromarray(face[::-1])]
