@@ -195,6 +195,22 @@ def test_a_face_hidden_by_damage_is_found_on_the_damage_filled_copy(portrait):
     assert np.abs(half.landmarks * 2 - face.landmarks).max() < 0.35 * eye_distance
 
 
+def test_the_look_through_filled_damage_asks_for_less_confidence(portrait):
+    """The fill blurs what MTCNN scores: the second look takes faces the first look's threshold would drop."""
+    from faceheal.faces.find import SECOND_LOOK_THRESHOLD
+
+    painted, hole, _ = _eyes_painted_over(portrait)
+    asked = []
+
+    class Recording(MtcnnDetector):
+        def detect(self, rgb8, scale=1.0, threshold=None):
+            asked.append(threshold)
+            return super().detect(rgb8, scale, threshold)
+
+    detect_through_damage(Recording(), painted, hole, 1.0)
+    assert asked == [SECOND_LOOK_THRESHOLD] and SECOND_LOOK_THRESHOLD < MtcnnDetector().threshold
+
+
 def test_restore_repairs_a_face_whose_eyes_are_painted_over(tmp_path, portrait):
     painted, hole, _ = _eyes_painted_over(portrait)
     write_png(tmp_path / "in" / "a.png", painted)

@@ -87,7 +87,7 @@ class _FooledByPaint:
     def __init__(self, real: Face, fake: Face):
         self.real, self.fake = real, fake
 
-    def detect(self, rgb8, scale=1.0):
+    def detect(self, rgb8, scale=1.0, threshold=None):
         painted = (rgb8 == 255).all(-1).mean() > 0.01
         return [self.fake.scaled(scale)] if painted else [self.real.scaled(scale)]
 

@@ -51,9 +51,11 @@ class FaceDetector(Protocol):
 
     `scale`: the image is a copy of the photo resized by this factor; size limits such as
     `--min-face` refer to the photo. Faces are returned in the coordinates of the image given.
+    `threshold`: the confidence a face needs, when not the detector's own (the look through filled
+    damage takes a lower one: the fill blurs the very features the detector scores).
     """
 
-    def detect(self, rgb8: np.ndarray, scale: float = 1.0) -> list[Face]: ...
+    def detect(self, rgb8: np.ndarray, scale: float = 1.0, threshold: float | None = None) -> list[Face]: ...
 
 
 def _allow_mtcnn_import() -> None:
@@ -99,7 +101,8 @@ class MtcnnDetector:
             net = self._local.net = MTCNN(min_face_size=12)
         return net
 
-    def detect(self, rgb8: np.ndarray, scale: float = 1.0) -> list[Face]:
+    def detect(self, rgb8: np.ndarray, scale: float = 1.0, threshold: float | None = None) -> list[Face]:
+        threshold = self.threshold if threshold is None else float(threshold)
         if rgb8.ndim != 3 or rgb8.shape[2] != 3 or rgb8.dtype != np.uint8:
             raise ValueError("detector expects an (H, W, 3) uint8 RGB image")
         h, w = rgb8.shape[:2]
@@ -112,7 +115,7 @@ class MtcnnDetector:
         net._min_face_size = max(12, int(min_face * scale * 0.8))
         faces = []
         for det in net.detect_faces(np.ascontiguousarray(small)):
-            if det["confidence"] < self.threshold:
+            if det["confidence"] < threshold:
                 continue
             x, y, bw, bh = det["box"]
             landmarks = np.array([det["keypoints"][k] for k in _KEYPOINT_ORDER], np.float64) / scale
