@@ -57,6 +57,23 @@ def test_flat_and_finely_textured_backgrounds_stay_clean(detector):
     assert not detect_damage(white_wall, DamageSettings(detector=detector)).any()
 
 
+def test_a_blown_out_highlight_is_not_paint():
+    """Rim light clipped to pure white along a cheek is stroke-shaped and exactly white, like paint; its
+    surroundings are near-white too, which paint's are not."""
+    from faceheal.masks.damage import _painted
+
+    yy, xx = np.mgrid[0:300, 0:300].astype(np.float32)
+    d = xx - 150 - 30 * np.sin(yy / 40)  # across a curving band
+    plateau = 1 / (1 + np.exp((np.abs(d) - 30) / 4))  # an overexposed cheek, near white
+    ridge = np.exp(-(d / 3) ** 2)  # and its brightest line, clipped
+    img = np.clip(0.35 + 0.635 * plateau + 0.03 * ridge, 0, 1)[..., None].repeat(3, -1).astype(np.float32)
+    assert (img.min(-1) >= 0.998).sum() > 500  # its core is clipped
+    assert not _painted(img, max_width=0.06 * 300).any()
+    painted = img.copy()
+    cv2.line(painted, (20, 40), (280, 60), (1.0, 1.0, 1.0), 5)
+    assert _painted(painted, max_width=0.06 * 300).sum() > 1000
+
+
 def test_sensitivity_trades_misses_for_false_alarms(portrait, detector):
     img = portrait.astype(np.float32) / 255
     low = detect_damage(img, DamageSettings(sensitivity=0.0, detector=detector)).sum()

@@ -77,13 +77,20 @@ def _spots(tophat: np.ndarray, threshold: float, max_area: int) -> np.ndarray:
     return keep[labels]
 
 
+# mean luma of the ring around a pure-white piece above which it is a clipped highlight, not paint: the
+# blown-out rim light of a clean selfie in photos/large has rings of 0.99-1.0, painted strokes on
+# photos/painted_damage 0.18-0.48
+BLOWN_RING = 0.95
+
+
 def _painted(rgb: np.ndarray, max_width: float) -> np.ndarray:
     """Pure-white painted strokes and paper-white missing areas.
 
     A white component is taken when it is stroke-shaped (the 90th percentile of the distance to its
     edge is small: thin almost everywhere, even where strokes cross) or when its edge is hard (the
     ring just outside it is much darker: paint or a hole in the print, not a blown-out sky, which
-    fades into bright surroundings).
+    fades into bright surroundings). A piece whose ring is nearly white itself is a blown-out
+    highlight and never taken.
     """
     white = rgb.min(axis=2) >= 0.998  # exactly white: paint and holes, rarely a real highlight
     if not white.any():
@@ -104,6 +111,8 @@ def _painted(rgb: np.ndarray, max_width: float) -> np.ndarray:
         d = flat_dist[order[bounds[c]:bounds[c + 1]]]
         if d.size < 20:
             continue
+        if ring_cnt[c] > 0 and ring_mean[c] > BLOWN_RING:
+            continue  # near-white all round: a blown-out highlight (rim light, a lamp), not paint
         keep[c] = np.percentile(d, 90) * 2 <= max_width or (ring_cnt[c] > 0 and ring_mean[c] < 0.6)
     return keep[labels]
 
