@@ -18,26 +18,9 @@ import numpy as np
 from faceheal.inpainters import Inpainter, TeleaInpainter
 from faceheal.masks.supplied import binarise
 from faceheal.images import read_image, to_float_rgb
+from faceheal.metrics import image_psnr, image_ssim
 
 BINS = [(0.0, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6)]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(1.0 / max(mse, 1e-12))
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two float RGB images in [0, 1] (Gaussian window 11, sigma 1.5; mean over channels)."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    vals = []
-    for ch in range(a.shape[2]):
-        x, y = a[..., ch].astype(np.float64), b[..., ch].astype(np.float64)
-        blur = lambda z: cv2.GaussianBlur(z, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)  # noqa: E731
-        mx, my = blur(x), blur(y)
-        sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-        vals.append(((2 * mx * my + c1) * (2 * sxy + c2) / ((mx * mx + my * my + c1) * (sxx + syy + c2))).mean())
-    return float(np.mean(vals))
 
 
 @dataclass
@@ -141,8 +124,8 @@ def score(pred: np.ndarray, data: EvalSet) -> list[dict]:
         sel = np.where(data.bins == b)[0]
         if len(sel) == 0:
             continue
-        p = [psnr(pred[i], data.faces[i]) for i in sel]
-        s = [ssim(pred[i], data.faces[i]) for i in sel]
+        p = [image_psnr(pred[i], data.faces[i]) for i in sel]
+        s = [image_ssim(pred[i], data.faces[i]) for i in sel]
         l1 = [float(np.abs(pred[i] - data.faces[i])[data.masks[i]].mean()) if data.masks[i].any() else 0.0 for i in sel]
         rows.append({"bin": f"{int(lo * 100)}-{int(hi * 100)}%", "n": len(sel), "psnr": float(np.mean(p)),
                      "ssim": float(np.mean(s)), "l1_hole": float(np.mean(l1)),

@@ -23,7 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceheal.evaluate import lpips_scores, psnr, ssim
+from faceheal.evaluate import lpips_scores
+from faceheal.metrics import image_psnr, image_ssim
 from faceheal.faces.detect import Face, FaceDetector
 from faceheal.images import read_image, to_rgb8
 from faceheal.inpainters import Inpainter
@@ -229,7 +230,7 @@ def seam_ratio(output: np.ndarray, case: Case) -> float:
 
 def score_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
     """PSNR, SSIM and LPIPS of each (prediction, truth) pair of float RGB images."""
-    rows = [{"psnr": psnr(p, t), "ssim": ssim(p, t)} for p, t in pairs]
+    rows = [{"psnr": image_psnr(p, t), "ssim": image_ssim(p, t)} for p, t in pairs]
     small = lambda a: cv2.resize(a, (LPIPS_SIZE, LPIPS_SIZE), interpolation=cv2.INTER_AREA)  # noqa: E731
     lp = lpips_scores(np.stack([small(p) for p, _ in pairs]), np.stack([small(t) for _, t in pairs]))
     for r, v in zip(rows, lp if lp is not None else [None] * len(rows)):

@@ -20,7 +20,6 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from faceheal.errors import OutputError, UnreadableImage
-from faceheal.model.weights import sha256_of as file_sha256  # noqa: F401 - one hashing helper for every file
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # faceheal applies its own limit (`--max-pixels`, default one gigapixel): archives scan far beyond

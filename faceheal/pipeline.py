@@ -27,10 +27,11 @@ from faceheal.faces.align import (AlignedFace, align_face, align_with_matrix, ch
                                   shift_matrix, template)
 from faceheal.faces.detect import Face, FaceDetector
 from faceheal.faces.find import find_faces
-from faceheal.images import (Picture, apply_tone, descreened, encode_image, file_sha256, from_float_rgb, mode_of, monotone_tone, read_image,
+from faceheal.images import (Picture, apply_tone, descreened, encode_image, from_float_rgb, mode_of, monotone_tone, read_image,
                              to_float_rgb, write_atomic, write_png)
 from faceheal.inpainters import Inpainter, classical_fill
 from faceheal.masks.decision import regions_of
+from faceheal.model.weights import sha256_of
 from faceheal.masks.supplied import find_mask, read_mask
 from faceheal.sources import Source, output_path
 
@@ -135,7 +136,7 @@ class MaskSource:
         shape = display_rgb.shape[:2]
         if self.mask_file is not None or self.masks_dir is not None:
             path = self.mask_file if self.mask_file is not None else find_mask(self.masks_dir, source.relative)
-            info = {"source": "file", "path": str(path), "sha256": file_sha256(path)}
+            info = {"source": "file", "path": str(path), "sha256": sha256_of(path)}
             mask = read_mask(path, shape)
         else:
             mask = self.auto(display_rgb, list(landmarks))
@@ -386,7 +387,7 @@ class Restorer:
         n, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
         boxes = sorted(([int(x), int(y), int(x + w), int(y + h)] for x, y, w, h, _ in stats[1:]),
                        key=lambda b: (b[1], b[0]))
-        doc = {"faceheal": __version__, "input": str(item.source.path), "input_sha256": file_sha256(item.source.path),
+        doc = {"faceheal": __version__, "input": str(item.source.path), "input_sha256": sha256_of(item.source.path),
                "output": str(out_path), "model": self.inpainter.describe(), "mask": item.mask_info,
                "faces": [f.to_json() for f in res.faces], "pixels_changed": res.pixels_changed,
                "changed_boxes": boxes[:1000], "changed_boxes_total": len(boxes),

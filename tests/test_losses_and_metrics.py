@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from faceheal.evaluate import psnr, ssim as ssim_np
-from faceheal.train.losses import hinge_d_loss, hinge_g_loss, hole_weighted_l1, layout_cross_entropy, ssim
+from faceheal.metrics import image_psnr as psnr, image_ssim as ssim_np, ssim
+from faceheal.train.losses import hinge_d_loss, hinge_g_loss, hole_weighted_l1, layout_cross_entropy
 
 
 def test_psnr_of_a_known_error():

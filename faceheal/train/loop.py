@@ -25,7 +25,8 @@ from faceheal.model.device import pick_device
 from faceheal.model.discriminator import PatchDiscriminator
 from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
 from faceheal.train.data import PreparedFaces, fixed_validation
-from faceheal.train.losses import (hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1, ssim)
+from faceheal.metrics import psnr, ssim
+from faceheal.train.losses import hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1
 
 
 @dataclass
@@ -65,12 +66,6 @@ def lr_factor(step: int, cfg: TrainConfig, final: float = 0.05) -> float:
         done = (step - cfg.decay_from) / max(1, cfg.steps - cfg.decay_from)
         factor *= 1.0 - (1.0 - final) * min(1.0, done)
     return factor
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR of [-1, 1] tensors (data range 2)."""
-    mse = ((a - b) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return 10 * torch.log10(4.0 / mse)
 
 
 class Trainer:

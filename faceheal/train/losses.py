@@ -1,6 +1,6 @@
-"""Training objectives: hole-weighted L1 at every output scale, SSIM, layout cross-entropy and hinge
+"""Training objectives: hole-weighted L1 at every output scale, layout cross-entropy and hinge
 adversarial terms; the perceptual term is LPIPS (AlexNet, shipped weights, faceheal/lpips.py), there
-being no VGG weights offline.
+being no VGG weights offline; the SSIM term is faceheal/metrics.py's, the one evaluation reports.
 """
 from __future__ import annotations
 
@@ -30,33 +30,6 @@ def multiscale_l1(outputs: list[torch.Tensor], target: torch.Tensor, hole: torch
         total = total + w * hole_weighted_l1(out, t, h)
         weight += w
     return total / weight
-
-
-def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:
-    x = torch.arange(size, device=device, dtype=dtype) - size // 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return g
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM (Wang et al. 2004, Gaussian window) of two (B, C, H, W) batches; per image (B,)."""
-    c = a.shape[1]
-    g = _gaussian_window(window, sigma, a.device, a.dtype)
-    kx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    ky = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-
-    def blur(x):
-        return F.conv2d(F.conv2d(x, kx, groups=c), ky, groups=c)
-
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_a, mu_b = blur(a), blur(b)
-    s_aa = blur(a * a) - mu_a ** 2
-    s_bb = blur(b * b) - mu_b ** 2
-    s_ab = blur(a * b) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
-    den = (mu_a ** 2 + mu_b ** 2 + c1) * (s_aa + s_bb + c2)
-    return (num / den).mean(dim=(1, 2, 3))
 
 
 def layout_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,

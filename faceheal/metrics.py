@@ -1,0 +1,58 @@
+"""PSNR and SSIM: one definition for training (torch batches, the SSIM loss and the validation curve)
+and for every evaluation (numpy images), so a number in a training log and in a report mean the same.
+
+SSIM follows Wang et al. 2004: Gaussian window 11, sigma 1.5, C1 = (0.01 L)^2, C2 = (0.03 L)^2, over
+the whole image with the border mirrored (edge pixel repeated, OpenCV's BORDER_REFLECT), averaged over
+channels and pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Per-image PSNR of two (B, C, H, W) batches."""
+    mse = ((a - b) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
+    return 10 * torch.log10(data_range ** 2 / mse)
+
+
+def _mirror(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Pad the last two dimensions by `p`, the edge pixel repeated (…cba|abc…|…xyz|zyx…)."""
+    x = torch.cat([x[..., :p].flip(-1), x, x[..., -p:].flip(-1)], -1)
+    return torch.cat([x[..., :p, :].flip(-2), x, x[..., -p:, :].flip(-2)], -2)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM of two (B, C, H, W) batches; per image (B,)."""
+    c, p = a.shape[1], window // 2
+    x = torch.arange(window, device=a.device, dtype=a.dtype) - p
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    kx, ky = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def blur(z):
+        return F.conv2d(F.conv2d(_mirror(z, p), kx, groups=c), ky, groups=c)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    s_aa, s_bb, s_ab = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2, blur(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
+    den = (mu_a ** 2 + mu_b ** 2 + c1) * (s_aa + s_bb + c2)
+    return (num / den).mean(dim=(1, 2, 3))
+
+
+def _batch(img: np.ndarray) -> torch.Tensor:
+    img = np.asarray(img, np.float64)
+    return torch.from_numpy(img if img.ndim == 2 else np.moveaxis(img, -1, 0)).reshape(1, -1, *img.shape[:2])
+
+
+def image_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two float images in [0, 1] ((H, W) or (H, W, C)), in float64."""
+    return float(psnr(_batch(a), _batch(b), 1.0)[0])
+
+
+def image_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two float images in [0, 1] ((H, W) or (H, W, C)), in float64."""
+    return float(ssim(_batch(a), _batch(b), 1.0)[0])
