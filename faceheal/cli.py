@@ -558,13 +558,14 @@ def info() -> None:
 def quiet_decoders() -> None:
     """Decoders' own complaints about odd files (Pillow's and tifffile's warnings and log lines) are not
     faceheal's to print: a file that cannot be read gets one faceheal line naming it. (libtiff's C
-    messages go straight to the process's stderr and cannot be caught from Python.)"""
+    messages are kept off stderr where libtiff runs: faceheal.images.libtiff_quiet.)"""
     import logging
     import warnings
 
     for module in ("PIL", "tifffile", "imagecodecs"):
         warnings.filterwarnings("ignore", module=module)
-    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+    for logger in ("tifffile", "PIL"):
+        logging.getLogger(logger).setLevel(logging.CRITICAL)
 
 
 def main() -> None:

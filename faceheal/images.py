@@ -9,9 +9,12 @@ the same folder and are renamed into place, so no half-written image ever has th
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,6 +319,43 @@ def _pillow_error(e: Exception) -> UnreadableImage:
     return UnreadableImage(msg)
 
 
+_FD2_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def libtiff_quiet(active: bool = True):
+    """libtiff writes its warnings about odd files ("TIFFFetchNormalTag: ... custom tag", "Read error
+    on strip") straight to the process's stderr from C, where Python cannot filter them: hundreds of
+    lines on a folder of archival TIFFs, burying faceheal's one line per file. So while libtiff works,
+    file descriptor 2 goes to a temporary file; afterwards every line of it that is faceheal's own
+    (another thread may have written one meanwhile) is written back, and libtiff's are dropped: a file
+    libtiff cannot read still gets its one faceheal error line."""
+    if not active:
+        yield
+        return
+    with _FD2_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable stderr: nothing to keep clean
+            yield
+            return
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                kept = [line for line in sink.read().decode("utf-8", "replace").splitlines(keepends=True)
+                        if line.startswith("faceheal")]
+                if kept:
+                    sys.stderr.write("".join(kept))
+
+
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Picture:
     """Decode a photo, keeping bit depth, mode and metadata; raise `UnreadableImage` with the cause."""
     path = Path(path)
@@ -366,7 +406,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
     stored = None
     if pixels is None:
         try:
-            img.load()
+            with libtiff_quiet(fmt == "TIFF"):
+                img.load()
         except Exception as e:
             raise _pillow_error(e) from None
         pixels, stored = _pillow_pixels(img)
@@ -449,7 +490,8 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
     for i, options in enumerate(attempts):
         buf = io.BytesIO()
         try:
-            img.copy().save(buf, format=fmt, **options)
+            with libtiff_quiet(fmt == "TIFF"):
+                img.copy().save(buf, format=fmt, **options)
             break
         except Exception as e:  # Pillow raises many types here
             if i == len(attempts) - 1:

@@ -60,7 +60,8 @@ def test_a_face_under_heavy_paint_is_found_through_the_damage(shared_data, tmp_p
 def test_the_pillow_test_corpus_loses_nothing(shared_data, tmp_path):
     """674 files from Pillow's own test suite (broken, truncated, malicious, every mode and depth,
     multi-frame): each gets a correct output (a byte-identical copy when nothing is repaired; same
-    size, mode and frame count when repaired) or exactly one stderr line naming it; no traceback, no
+    size, mode and frame count when repaired) or exactly one stderr line naming it, and no other
+    stderr line (libtiff's C warnings included); no traceback, no
     partial file, and bounded time and memory for the whole run."""
     import resource
     import subprocess
@@ -81,6 +82,7 @@ def test_the_pillow_test_corpus_loses_nothing(shared_data, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(lines) > 600  # every image file of the corpus (a few are folders or not images at all)
     ours = [x for x in run.stderr.splitlines() if x.startswith("faceheal: ")]
+    assert len(ours) == len(run.stderr.splitlines()), "a decoder's own message reached stderr"
     for r in lines:
         name = Path(r["path"]).name
         if r["status"] == "error":
