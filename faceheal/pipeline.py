@@ -59,10 +59,13 @@ class FaceResult:
     face: Face | None
     hole_ratio: float
     layout: np.ndarray | None = None
+    damage_probability: float | None = None  # the per-face decision's, for detected damage
 
     def to_json(self) -> dict:
         d = self.face.to_json() if self.face else {"box": None, "score": None}
         d["mask_ratio"] = round(self.hole_ratio, 4)
+        if self.damage_probability is not None:
+            d["damage_probability"] = self.damage_probability
         return d
 
 
@@ -342,7 +345,8 @@ class Restorer:
     def finish(self, item: _Loaded, restored: list[np.ndarray], layouts: list[np.ndarray | None],
                out_path: Path) -> ImageResult:
         res = ImageResult(path=str(item.source.path))
-        res.faces = [FaceResult(f, a.hole_ratio, lay) for f, a, lay in zip(item.faces, item.aligned, layouts)]
+        probs = item.mask_info.get("decision", {}).get("face_damage_probability") or [None] * len(item.faces)
+        res.faces = [FaceResult(f, a.hole_ratio, lay, p) for f, a, lay, p in zip(item.faces, item.aligned, layouts, probs)]
         with self._timed("paste_back"):
             out_display = self.compose(item, restored, res)
         pic = item.picture

@@ -1,0 +1,78 @@
+"""The per-face damage decision: a face whose few flagged pixels look like a false alarm comes back
+untouched; a damaged one is repaired; the decision is fitted and stored with the detector."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from faceheal.faces.detect import MtcnnDetector
+from faceheal.inpainters import TeleaInpainter
+from faceheal.masks.decision import DamageDecision, decide, evidence, fit_decision
+from faceheal.pipeline import MaskSource, Restorer
+from faceheal.sources import expand_inputs
+from tests.conftest import write_png
+
+# damaged when more than about 0.2 % of the region is flagged (log10 0.002 = -2.7)
+DECISION = DamageDecision(weights=(4.0, 0.0), bias=4.0 * 2.7, threshold=0.5)
+
+
+def test_evidence_measures_the_flagged_share_and_the_largest_piece():
+    m = np.zeros((100, 100), bool)
+    m[10, 10:60] = True  # a 50 px line
+    m[80, 80] = True  # a speck
+    share, largest = evidence(m)
+    assert share == np.log10(51 / 10000 + 1e-5) and largest == np.log10(50 / 10000 + 1e-5)
+    assert (evidence(np.zeros((10, 10), bool)) == np.log10(1e-5)).all()
+
+
+def test_decide_drops_the_flags_of_undamaged_regions_only():
+    mask = np.zeros((200, 400), bool)
+    mask[50, 20:24] = True  # 4 px in region A (0.01 %): a false alarm
+    mask[40:60, 220:300] = True  # 1600 px in region B (4 %): damage
+    mask[190, 390] = True  # 1 px outside both
+    regions = [(0, 0, 200, 200), (200, 0, 400, 180)]
+    out, probs, rest = decide(mask.copy(), regions, DECISION)
+    assert probs[0] < 0.5 < probs[1] and rest is not None and rest < 0.5
+    assert not out[:, :200].any() and out[40:60, 220:300].all() and not out[190, 390]
+    # a pixel in two regions stays when either is damaged
+    overlapping = [(0, 0, 260, 200), (200, 0, 400, 180)]
+    out, _, _ = decide(mask.copy(), overlapping, DECISION)
+    assert out[40:60, 220:260].all()
+    # sensitivity 1 keeps every flag; no decision keeps every flag
+    assert (decide(mask.copy(), regions, DECISION, sensitivity=1.0)[0] == mask).all()
+    assert (decide(mask.copy(), regions, None)[0] == mask).all()
+
+
+def test_fit_separates_and_caps_the_clean_share_repainted():
+    rng = np.random.default_rng(0)
+    clean = [np.array([rng.normal(-4, 0.5), rng.normal(-4.5, 0.5)]) for _ in range(200)]
+    damaged = [np.array([rng.normal(-2, 0.5), rng.normal(-2.5, 0.5)]) for _ in range(200)]
+    decision, fit = fit_decision(clean, damaged, max_clean_changed=0.02)
+    assert fit["clean_kept"] <= 0.02 and fit["damaged_kept"] > 0.9
+    p = decision.probability(np.array([-2.0, -2.5]))
+    assert p > 0.9 and decision.probability(np.array([-5.0, -5.0])) < 0.01
+    assert DamageDecision.from_json(json.loads(json.dumps(decision.to_json()))) == decision
+
+
+def test_a_clean_photo_with_a_few_false_flags_comes_back_byte_identical(tmp_path, portrait, face_mask):
+    write_png(tmp_path / "in" / "clean.png", portrait)
+    specks = np.zeros(portrait.shape[:2], bool)
+    specks[100, 100:103] = True  # what a pixel detector flags on a clean photo: a few specks
+    specks[300, 250] = True
+    decide_cb = lambda mask, regions: (decide(mask, regions, DECISION)[0], {})  # noqa: E731
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=lambda rgb, lm: specks.copy(), decide=decide_cb))
+    [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    assert r.status == "unchanged" and r.pixels_changed == 0
+    assert (tmp_path / "out" / "clean.png").read_bytes() == (tmp_path / "in" / "clean.png").read_bytes()
+    # without the decision the same flags are repainted
+    plain = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=lambda rgb, lm: specks.copy()))
+    [r] = plain.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out_plain")
+    assert r.pixels_changed > 0
+    # real damage on the face is still repaired with the decision
+    damaged = portrait.copy()
+    damaged[face_mask] = 255
+    write_png(tmp_path / "in2" / "damaged.png", damaged)
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=lambda rgb, lm: face_mask.copy(), decide=decide_cb))
+    [r] = restorer.run(expand_inputs([str(tmp_path / "in2")]), tmp_path / "out2")
+    assert r.status in ("ok", "partial") and r.pixels_changed > 0.9 * face_mask.sum()
