@@ -425,7 +425,7 @@ def train_damage(
         raise _usage(f"{data}: {e}")
     if resume and trainer.resume():
         print(f"faceheal: resumed {out / 'last.pt'} at step {trainer.step}", file=sys.stderr)
-    _run_training(trainer, steps, "training damage detector", lambda loss: f"loss {loss:.4f}")
+    _run_training(trainer, steps, "training damage detector", lambda losses: f"loss {losses['loss']:.4f}")
 
 
 @app.command("pack")

@@ -11,10 +11,6 @@ decision threshold that maximises it is stored with the weights.
 """
 from __future__ import annotations
 
-import json
-import signal
-import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,6 +26,7 @@ from faceheal.masks.families import FAMILIES, render_family
 from faceheal.masks.render import DAMAGE_KINDS, render_damage
 from faceheal.masks.synthetic import synthetic_mask
 from faceheal.train.data import PreparedFaces
+from faceheal.train.looping import train_loop
 from faceheal.train.negatives import NEGATIVE_KINDS, hard_negative
 
 TRAIN_KINDS = DAMAGE_KINDS + ("painted",)
@@ -267,46 +264,18 @@ class DamageTrainer:
                         "negatives_flagged_percent": negative, "clean_photos_flagged": round(photos_flagged, 3)}
         return best
 
-    def run(self, progress: Callable[[int, float], None] | None = None) -> dict:
-        cfg = self.cfg
-        t0 = last = time.time()
-        start = self.step
-        log_file = open(self.out / "log.jsonl", "a")
-        stop = {"now": False}
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, lambda s, f: stop.__setitem__("now", True))
-        running, metrics = None, {}
-        try:
-            while not stop["now"]:
-                if cfg.steps is not None and self.step >= cfg.steps:
-                    break
-                if cfg.minutes is not None and time.time() - t0 >= cfg.minutes * 60:
-                    break
-                ts = time.time()
-                loss = self.train_step()
-                self.elapsed += time.time() - ts
-                running = loss if running is None else 0.98 * running + 0.02 * loss
-                if progress:
-                    progress(self.step, running)
-                if self.step % 50 == 0:
-                    log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1), "loss": round(running, 5)}) + "\n")
-                    log_file.flush()
-                if time.time() - last >= cfg.checkpoint_minutes * 60:
-                    metrics = self._checkpoint(log_file)
-                    last = time.time()
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            if self.step > start:
-                metrics = self._checkpoint(log_file)
-            log_file.close()
-        return {"step": self.step, "hours": round(self.elapsed / 3600, 3), **metrics}
+    # -- the loop (faceheal/train/looping.py) --------------------------------------------------
+    def next_step(self) -> dict:
+        return {"loss": self.train_step()}
 
-    def _checkpoint(self, log_file) -> dict:
+    def log_fields(self) -> dict:
+        return {}
+
+    def run(self, progress: Callable[[int, dict], None] | None = None) -> dict:
+        return train_loop(self, self.out, self.cfg.steps, self.cfg.minutes, self.cfg.checkpoint_minutes, progress)
+
+    def checkpoint(self) -> dict:
         metrics = self.validate()
-        log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1), **metrics}) + "\n")
-        log_file.flush()
         if metrics["score"] > self.best:  # the detector to ship is the best held-out one, not the last
             self.best = metrics["score"]
             save_damage_net(self.model.eval(), self.out / "damage.pt",

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from faceheal.model.discriminator import PatchDiscriminator
 from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
 from faceheal.train.data import PreparedFaces, fixed_validation
 from faceheal.metrics import psnr, ssim
+from faceheal.train.looping import train_loop
 from faceheal.train.losses import hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1
 
 
@@ -230,57 +229,24 @@ class Trainer:
         return iter(DataLoader(ds, batch_size=None, shuffle=False, num_workers=self.cfg.workers, prefetch_factor=4,
                                pin_memory=self.device.type == "cuda", persistent_workers=False))
 
+    # -- the loop (faceheal/train/looping.py) --------------------------------------------------
+    def next_step(self) -> dict:
+        return self.train_step(next(self._batches) if self._batches is not None else None)
+
+    def checkpoint(self) -> dict:
+        metrics = self.validate()
+        self.save_checkpoint()
+        return metrics
+
+    def log_fields(self) -> dict:
+        start, t0 = self._session
+        rate = (self.step - start) * self.cfg.batch_size / max(time.time() - t0, 1e-9)
+        return {"images_per_s": round(rate, 1), "lr": self.opt.param_groups[0]["lr"]}
+
     def run(self, progress: Callable[[int, dict], None] | None = None) -> dict:
-        cfg = self.cfg
-        start_step = self.step
-        t0 = time.time()
-        last_ckpt = t0
-        log_file = open(self.out / "log.jsonl", "a")
-        running: dict[str, float] = {}
-        metrics = {}
-        batches = self._loader()
-        stop = {"now": False}
-
-        def request_stop(signum, frame):  # SIGTERM (kill, Slurm preemption) ends cleanly, with a checkpoint
-            stop["now"] = True
-
-        previous = signal.signal(signal.SIGTERM, request_stop) if threading.current_thread() is threading.main_thread() else None
-        try:
-            while True:
-                if cfg.steps is not None and self.step >= cfg.steps:
-                    break
-                if cfg.minutes is not None and time.time() - t0 >= cfg.minutes * 60:
-                    break
-                if stop["now"]:
-                    break
-                ts = time.time()
-                losses = self.train_step(next(batches) if batches is not None else None)
-                self.elapsed += time.time() - ts
-                for k, v in losses.items():
-                    running[k] = 0.98 * running.get(k, v) + 0.02 * v
-                if progress:
-                    progress(self.step, running)
-                if self.step % 50 == 0:
-                    rate = (self.step - start_step) * cfg.batch_size / max(time.time() - t0, 1e-9)
-                    log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1),
-                                               "images_per_s": round(rate, 1), "lr": self.opt.param_groups[0]["lr"],
-                                               **{k: round(v, 5) for k, v in running.items()}}) + "\n")
-                    log_file.flush()
-                if time.time() - last_ckpt >= cfg.checkpoint_minutes * 60:
-                    metrics = self.validate()
-                    log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1), **metrics}) + "\n")
-                    log_file.flush()
-                    self.save_checkpoint()
-                    last_ckpt = time.time()
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            if self.step > start_step:
-                metrics = self.validate()
-                log_file.write(json.dumps({"step": self.step, "time": round(self.elapsed, 1), **metrics}) + "\n")
-                self.save_checkpoint()
-            log_file.close()
-        return {"step": self.step, "hours": self.elapsed / 3600, **metrics}
+        self._batches = self._loader()
+        self._session = (self.step, time.time())
+        return train_loop(self, self.out, self.cfg.steps, self.cfg.minutes, self.cfg.checkpoint_minutes, progress)
 
 
 @torch.inference_mode()
