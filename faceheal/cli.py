@@ -147,7 +147,9 @@ def restore(
                       "damage_detector": damage_resolved,
                       "masks": str(masks) if masks else None, "mask": str(mask) if mask else None,
                       "jpeg_quality": jpeg_quality, "shard": shard_spec,
-                      "layout_dir": str(save_layout) if save_layout else None}
+                      "layout_dir": str(save_layout) if save_layout else None,
+                      "weights": str(weights) if weights else None, "skip_no_face": skip_no_face,
+                      "max_pixels": max_pixels, "in_place": in_place}
         restorer = Restorer(inpainter, det, mask_source, options, parameters)
     except UsageError as e:
         raise _usage(str(e))
