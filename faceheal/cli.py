@@ -80,6 +80,7 @@ def restore(
     grow: Optional[int] = typer.Option(None, "--grow", min=0, help="Grow the damage mask by this many pixels before repair (default: 0 for your masks, 1 for detected ones)."),
     change_radius: int = typer.Option(0, "--change-radius", min=0, help="Also blend the repair into this many pixels around the damage, feathered (default 0: only damaged pixels change)."),
     fill_outside: str = typer.Option("auto", "--fill-outside", help="Damage outside every face: telea (OpenCV fills it), none (left as it was), or auto (telea for your masks, none for detected damage)."),
+    grain: str = typer.Option("auto", "--grain", help="Give repairs the scan's grain: auto (on grainy scans), on, off."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Repair faces only; damage elsewhere is left as it was (and reported): --fill-outside none."),
     skip_no_face: bool = typer.Option(False, "--skip-no-face", help="Write nothing for photos without faces."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write one JSON line per input here."),
@@ -111,6 +112,8 @@ def restore(
             raise UsageError(f"--masks {masks}: no such folder")
         if fill_outside not in ("auto", "none", "telea"):
             raise UsageError(f"--fill-outside {fill_outside!r}: choose auto, none or telea")
+        if grain not in ("auto", "on", "off"):
+            raise UsageError(f"--grain {grain!r}: choose auto, on or off")
         if faces_only:
             fill_outside = "none"
         check_output_dir(out, inputs, in_place)
@@ -134,7 +137,7 @@ def restore(
                                  fill_outside=None if fill_outside == "none" else fill_outside,
                                  skip_no_face=skip_no_face, layout_dir=save_layout, max_pixels=max_pixels,
                                  in_place=in_place, jpeg_quality=jpeg_quality, sidecar=sidecar,
-                                 skip_existing=skip_existing,
+                                 skip_existing=skip_existing, grain=grain,
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
         from faceheal.pipeline import auto_damage_decision, auto_damage_mask
         damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
@@ -149,7 +152,7 @@ def restore(
                       "jpeg_quality": jpeg_quality, "shard": shard_spec,
                       "layout_dir": str(save_layout) if save_layout else None,
                       "weights": str(weights) if weights else None, "skip_no_face": skip_no_face,
-                      "max_pixels": max_pixels, "in_place": in_place}
+                      "max_pixels": max_pixels, "in_place": in_place, "grain": grain}
         restorer = Restorer(inpainter, det, mask_source, options, parameters)
     except UsageError as e:
         raise _usage(str(e))
@@ -266,6 +269,7 @@ def mask(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder for mask PNGs (mirrors the input tree)."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.png: damage tinted over the photo."),
     sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0, help="0: only the obvious; 1: everything suspicious."),
+    grain: str = typer.Option("auto", "--grain", help="Give repairs the scan's grain: auto (on grainy scans), on, off."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Keep damage inside detected face regions only."),
     damage_detector: str = typer.Option("auto", "--damage-detector", help="Auto-mask detector: auto (learned when its weights are shipped), learned or classical."),
     synthetic: Optional[str] = typer.Option(None, "--synthetic", help="Generate masks instead: irregular, strokes, boxes, blobs, scratches, mixed."),

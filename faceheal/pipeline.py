@@ -29,6 +29,7 @@ from faceheal.faces.detect import Face, FaceDetector
 from faceheal.faces.find import find_faces
 from faceheal.images import (Picture, apply_tone, descreened, encode_image, from_float_rgb, mode_of, monotone_tone, read_image,
                              to_float_rgb, write_atomic, write_png)
+from faceheal.grain import add_grain, is_grainy
 from faceheal.inpainters import Inpainter, classical_fill
 from faceheal.masks.decision import regions_of
 from faceheal.model.weights import sha256_of
@@ -52,6 +53,7 @@ class RestoreOptions:
     sidecar: bool = False  # write <output>.faceheal.json (provenance)
     skip_existing: bool = False  # an output that exists is complete (atomic writes): skip its input
     masks_dir: Path | None = None  # also save each photo's damage mask here (mirroring the outputs)
+    grain: str = "auto"  # repairs get the scan's grain: on, off, or auto (on for grainy scans: faceheal/grain.py)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class ImageResult:
     pixels_changed: int = 0
     damaged_pixels: int = 0
     unrepaired_pixels: int = 0  # damaged pixels outside every face crop, left as they were
+    grain: bool = False  # repairs were given the scan's grain
     seconds: float = 0.0
     traceback: str | None = None  # of an unexpected exception, for --debug; not in the report
 
@@ -92,7 +95,7 @@ class ImageResult:
         return {"path": self.path, "output": self.output, "status": self.status, "error": self.error,
                 "faces": [f.to_json() for f in self.faces], "pixels_changed": self.pixels_changed,
                 "damaged_pixels": self.damaged_pixels, "unrepaired_pixels": self.unrepaired_pixels,
-                "seconds": round(self.seconds, 3)}
+                "grain": self.grain, "seconds": round(self.seconds, 3)}
 
 
 @dataclass
@@ -300,6 +303,9 @@ class Restorer:
         tone = None if item.picture.is_gray else monotone_tone(to_float_rgb(display[::8, ::8]), ~hole[::8, ::8])
         rim_px = CLASSICAL_RIM_PX if self.inpainter.name == "generator" else 0
         h, w = hole.shape
+        grain = self.options.grain == "on" or (self.options.grain == "auto" and is_grainy(display))
+        res.grain = grain
+        rng = np.random.default_rng([res.damaged_pixels, h, w])  # the same photo, the same grain
         for a, crop in zip(item.aligned, restored):
             if not a.hole.any():
                 continue
@@ -322,6 +328,8 @@ class Restorer:
                     canvas[rim] = classical_fill(canvas, rim, 5, cv2.INPAINT_NS)[rim]
             if tone is not None and changed.any():  # a toned print: repairs take its tone, not the model's colour
                 canvas[changed] = apply_tone(tone, canvas[changed])
+            if grain:
+                canvas = add_grain(canvas, changed, rng)
             out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], changed)
             covered[y0:y1, x0:x1] |= weight >= 0.999
         uncovered = hole & ~covered
@@ -332,6 +340,8 @@ class Restorer:
             local = uncovered[y0:y1, x0:x1]
             canvas = to_float_rgb(out[y0:y1, x0:x1])
             canvas[local] = classical_fill(canvas, local)[local]
+            if grain:
+                canvas = add_grain(canvas, local, rng)
             out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], local)
             uncovered[:] = False
         res.unrepaired_pixels = int(uncovered.sum())
