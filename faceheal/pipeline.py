@@ -199,10 +199,10 @@ def auto_damage_decision(sensitivity: float = 0.5, detector: str = "auto"):
 
 def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto"):
     """The damage detector as a MaskSource callback: damage mask with eyes and mouths protected."""
-    from faceheal.masks.damage import DamageSettings, detect_damage, protected_discs
+    from faceheal.masks.damage import DamageSettings, coarse_scale, detect_damage, protected_discs
 
     settings = DamageSettings(sensitivity=sensitivity, detector=detector)
-    return lambda rgb, landmarks: detect_damage(rgb, settings, protected_discs(landmarks))
+    return lambda rgb, landmarks: detect_damage(rgb, settings, protected_discs(landmarks), coarse=coarse_scale(landmarks))
 
 
 def aligned_matrix(shape: tuple[int, int], size: int) -> np.ndarray:

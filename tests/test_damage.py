@@ -97,3 +97,35 @@ def test_huge_images_are_tiled_with_the_same_result(detector):
     tiled = detect_damage(img, DamageSettings(detector=detector), tile=400, overlap=64)
     assert whole.sum() > 0
     assert (whole != tiled).mean() < 0.002
+
+
+def test_wide_damage_on_a_high_resolution_scan_is_found_at_the_faces_scale(portrait, detector):
+    """A print scanned at 4x: its scratches are 8-12 px wide, wider than anything the detectors know.
+    Looked at also at the scale where the faces look like the detector's own (coarse_scale), they are
+    found whole; at the scan's resolution only their edges are."""
+    from faceheal.faces.detect import MtcnnDetector
+    from faceheal.masks.damage import coarse_scale
+
+    img = portrait.astype(np.float32) / 255
+    truth = np.zeros(img.shape[:2], np.uint8)
+    cv2.line(truth, (40, 60), (420, 560), 1, 3)
+    cv2.line(truth, (450, 30), (120, 300), 1, 2)
+    damaged = img.copy()
+    damaged[truth > 0] = np.clip(damaged[truth > 0] + 0.45, 0, 1)
+    big = np.clip(cv2.resize(damaged, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC), 0, 1)
+    big_truth = cv2.resize(truth, None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST) > 0
+    faces = MtcnnDetector().detect((big * 255 + 0.5).astype(np.uint8))
+    scale = coarse_scale([f.landmarks for f in faces])
+    assert scale is not None and 0.15 < scale < 0.6
+    assert coarse_scale([f.landmarks for f in MtcnnDetector().detect(portrait)]) is None  # a normal photo: one look
+    settings = DamageSettings(detector=detector)
+    native = detect_damage(big, settings)
+    both = detect_damage(big, settings, coarse=scale)
+    recall = lambda m: (m & big_truth).sum() / big_truth.sum()  # noqa: E731
+    assert recall(both) > 0.8 and recall(both) > recall(native) + 0.2
+    # nothing new flagged away from the added scratches (the photo's own old cracks aside)
+    clean_big = np.clip(cv2.resize(img, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC), 0, 1)
+    real = detect_damage(clean_big, settings, coarse=scale)
+    near = cv2.dilate(big_truth.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+    assert (both & ~near & ~real).mean() < 0.005
+
