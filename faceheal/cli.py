@@ -563,8 +563,8 @@ def info() -> None:
 
 def quiet_decoders() -> None:
     """Decoders' own complaints about odd files (Pillow's and tifffile's warnings and log lines) are not
-    faceheal's to print: a file that cannot be read gets one faceheal line naming it. (libtiff's C
-    messages are kept off stderr where libtiff runs: faceheal.images.libtiff_quiet.)"""
+    faceheal's to print: a file that cannot be read gets one faceheal line naming it. (libtiff's and
+    libjpeg's C messages are kept off stderr where those libraries run: faceheal.images.c_library_quiet.)"""
     import logging
     import warnings
 

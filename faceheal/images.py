@@ -323,13 +323,14 @@ _FD2_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def libtiff_quiet(active: bool = True):
-    """libtiff writes its warnings about odd files ("TIFFFetchNormalTag: ... custom tag", "Read error
-    on strip") straight to the process's stderr from C, where Python cannot filter them: hundreds of
-    lines on a folder of archival TIFFs, burying faceheal's one line per file. So while libtiff works,
+def c_library_quiet(active: bool = True):
+    """libtiff and libjpeg write their warnings about odd files ("TIFFFetchNormalTag: ... custom tag",
+    "Read error on strip", "Caution: quantization tables are too coarse") straight to the process's
+    stderr from C, where Python cannot filter them: hundreds of lines on a folder of archival TIFFs,
+    burying faceheal's one line per file. So while such a library works,
     file descriptor 2 goes to a temporary file; afterwards every line of it that is faceheal's own
     (another thread may have written one meanwhile) is written back, and libtiff's are dropped: a file
-    libtiff cannot read still gets its one faceheal error line."""
+    the library cannot read still gets its one faceheal error line."""
     if not active:
         yield
         return
@@ -406,7 +407,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
     stored = None
     if pixels is None:
         try:
-            with libtiff_quiet(fmt == "TIFF"):
+            with c_library_quiet(fmt == "TIFF"):
                 img.load()
         except Exception as e:
             raise _pillow_error(e) from None
@@ -490,14 +491,15 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
     for i, options in enumerate(attempts):
         buf = io.BytesIO()
         try:
-            with libtiff_quiet(fmt == "TIFF"):
+            with c_library_quiet(fmt in ("TIFF", "JPEG")):
                 img.copy().save(buf, format=fmt, **options)
             break
         except Exception as e:  # Pillow raises many types here
             if i == len(attempts) - 1:
                 raise OutputError(f"cannot write this {fmt} back ({type(e).__name__}: {e})") from None
     if fmt == "JPEG" and picture.jpeg_bytes is not None:
-        return _as_jpeg_repair(picture, pixels, buf.getvalue(), same_tables=not jpeg_quality)
+        with c_library_quiet():
+            return _as_jpeg_repair(picture, pixels, buf.getvalue(), same_tables=not jpeg_quality)
     return buf.getvalue()
 
 

@@ -345,12 +345,12 @@ def test_a_jpeg_compressed_tiff_changes_only_its_repaired_pixels(tmp_path):
     assert json.loads((tmp_path / "r.jsonl").read_text())["pixels_changed"] == int(differs.sum())
 
 
-def test_libtiff_messages_never_reach_stderr_and_faceheal_lines_do(capfd):
-    """libtiff prints from C to file descriptor 2; while it works, fd 2 is captured and only faceheal's
+def test_c_library_messages_never_reach_stderr_and_faceheal_lines_do(capfd):
+    """libtiff and libjpeg print from C to file descriptor 2; while they work, fd 2 is captured and only faceheal's
     own lines (say, another thread's) are written back."""
-    from faceheal.images import libtiff_quiet
+    from faceheal.images import c_library_quiet
 
-    with libtiff_quiet():
+    with c_library_quiet():
         os.write(2, b"TIFFFetchNormalTag: Defined set_get_field_type of custom tag 903 (Tag 903) is undefined.\n")
         os.write(2, b"faceheal: other.png: error: truncated file\n")
     os.write(2, b"after\n")

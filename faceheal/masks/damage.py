@@ -113,7 +113,7 @@ def _painted(rgb: np.ndarray, max_width: float) -> np.ndarray:
             continue
         if ring_cnt[c] > 0 and ring_mean[c] > BLOWN_RING:
             continue  # near-white all round: a blown-out highlight (rim light, a lamp), not paint
-        keep[c] = np.percentile(d, 90) * 2 <= max_width or (ring_cnt[c] > 0 and ring_mean[c] < 0.6)
+        keep[c] = np.percentile(d, 90) <= max_width / 2 or (ring_cnt[c] > 0 and ring_mean[c] < 0.6)
     return keep[labels]
 
 
