@@ -81,10 +81,12 @@ def decide(mask: np.ndarray, regions: list[tuple[int, int, int, int]], decision:
     damage of each face region, and of the rest of the photo (None when nothing is flagged there).
 
     A pixel in several regions is kept when any of them is judged damaged."""
-    if decision is None or sensitivity >= 1.0 or not mask.any():
+    if decision is None or not mask.any():
         return mask, [1.0 if mask[y0:y1, x0:x1].any() else 0.0 for x0, y0, x1, y1 in regions], None
-    cut = decision.cut(sensitivity)
     probs = [decision.probability(evidence(mask[y0:y1, x0:x1])) for x0, y0, x1, y1 in regions]
+    if sensitivity >= 1.0:  # everything suspicious: every flag kept
+        return mask, probs, None
+    cut = decision.cut(sensitivity)
     inside = np.zeros(mask.shape, bool)
     keep = np.zeros(mask.shape, bool)
     for (x0, y0, x1, y1), p in zip(regions, probs):
@@ -99,7 +101,6 @@ def decide(mask: np.ndarray, regions: list[tuple[int, int, int, int]], decision:
             keep |= ~inside
     mask &= keep
     return mask, probs, p_rest
-
 
 
 def fit_decision(clean: list[np.ndarray], damaged: list[np.ndarray], max_clean_changed: float = 0.05,
