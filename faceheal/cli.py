@@ -59,6 +59,10 @@ def _check_damage_detector(name: str) -> str:
     return "classical" if learned is None else f"learned (sha256 {sha256_of(learned.weights)})"
 
 
+WIDE_DAMAGE_HELP = ("Auto-mask: also look at the photo scaled so its faces are the size the detector learned on, for "
+                    "damage wider than it knows (high-resolution scans of damaged prints); can flag fabric folds on modern photos.")
+
+
 @app.command()
 def restore(
     inputs: List[str] = typer.Argument(..., help="Photos, folders (recursive) or - for paths on stdin."),
@@ -68,6 +72,7 @@ def restore(
     sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0,
                                       help="Without masks (auto-mask): 0 finds only obvious damage, 1 everything suspicious (and repaints every flag: no per-face decision)."),
     damage_detector: str = typer.Option("auto", "--damage-detector", help="Auto-mask detector: auto (learned when its weights are shipped), learned or classical."),
+    wide_damage: bool = typer.Option(False, "--wide-damage", help=WIDE_DAMAGE_HELP),
     aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned face crops: no detection."),
     model: str = typer.Option("generator", "--model", help="generator (the trained two-stage model) or telea (classical fallback)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: the shipped ones)."),
@@ -141,7 +146,7 @@ def restore(
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
         from faceheal.pipeline import auto_damage_decision, auto_damage_mask
         damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
-        mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector),
+        mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector, wide_damage),
                                  grow=grow, decide=auto_damage_decision(sensitivity, damage_detector) if damage_resolved else None)
         parameters = {"model": model, "device": device, "precision": inpainter.precision,
                       "batch_size": batch_size, "detector": detector,
@@ -152,7 +157,8 @@ def restore(
                       "jpeg_quality": jpeg_quality, "shard": shard_spec,
                       "layout_dir": str(save_layout) if save_layout else None,
                       "weights": str(weights) if weights else None, "skip_no_face": skip_no_face,
-                      "max_pixels": max_pixels, "in_place": in_place, "grain": grain}
+                      "max_pixels": max_pixels, "in_place": in_place, "grain": grain,
+                      "wide_damage": wide_damage if mask_source.is_auto else None}
         restorer = Restorer(inpainter, det, mask_source, options, parameters)
     except UsageError as e:
         raise _usage(str(e))
@@ -269,8 +275,8 @@ def mask(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder for mask PNGs (mirrors the input tree)."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.png: damage tinted over the photo."),
     sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0, help="0: only the obvious; 1: everything suspicious (every flag kept: no per-face decision)."),
-    grain: str = typer.Option("auto", "--grain", help="Give repairs the scan's grain: auto (on grainy scans), on, off."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Keep damage inside detected face regions only."),
+    wide_damage: bool = typer.Option(False, "--wide-damage", help=WIDE_DAMAGE_HELP),
     damage_detector: str = typer.Option("auto", "--damage-detector", help="Auto-mask detector: auto (learned when its weights are shipped), learned or classical."),
     synthetic: Optional[str] = typer.Option(None, "--synthetic", help="Generate masks instead: irregular, strokes, boxes, blobs, scratches, mixed."),
     ratio: str = typer.Option("0-70", "--ratio", help="Hole ratio range in percent, LO-HI (with --synthetic)."),
@@ -293,7 +299,7 @@ def mask(
     if not sources:
         raise _usage("no input images found")
     failed = 0
-    for src, err in write_masks(sources, out, sensitivity, overlay, faces_only, damage_detector):
+    for src, err in write_masks(sources, out, sensitivity, overlay, faces_only, damage_detector, wide_damage):
         if err:
             failed += 1
             _err(f"{src.path}: {err}")

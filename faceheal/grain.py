@@ -67,20 +67,22 @@ def add_grain(rgb: np.ndarray, repaired: np.ndarray, rng: np.random.Generator) -
 GRAINY = 0.012
 
 
-def noise_level(gray: np.ndarray) -> float:
-    """A photo's fine-noise level: the robust sigma of its high-pass residual, in white-noise units."""
-    return 1.4826 * float(np.median(np.abs(_high_pass(gray.astype(np.float32))))) / _white_gain()
-
-
-def is_grainy(pixels: np.ndarray, window: int = 1024) -> bool:
+def is_grainy(pixels: np.ndarray, damage: np.ndarray | None = None, window: int = 1024) -> bool:
     """Is this scan grainy (see GRAINY)? Measured on its central `window` px square, at full resolution
-    (downscaling would average the grain away)."""
+    (downscaling would average the grain away), away from the damage (a painted stroke's edges are
+    not grain)."""
     from faceheal.images import to_float_rgb
 
     h, w = pixels.shape[:2]
     y0, x0 = max(0, (h - window) // 2), max(0, (w - window) // 2)
-    gray = to_float_rgb(pixels[y0:y0 + window, x0:x0 + window]) @ np.asarray(LUMA, np.float32)
-    return noise_level(gray) >= GRAINY
+    gray = (to_float_rgb(pixels[y0:y0 + window, x0:x0 + window]) @ np.asarray(LUMA, np.float32)).astype(np.float32)
+    hp = np.abs(_high_pass(gray))
+    if damage is not None:
+        near = cv2.dilate(damage[y0:y0 + window, x0:x0 + window].astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        hp = hp[~near]
+    if hp.size < 1000:
+        return False
+    return 1.4826 * float(np.median(hp)) / _white_gain() >= GRAINY
 
 
 def grain_ratio(rgb: np.ndarray, repaired: np.ndarray, ring: int = 8) -> float:

@@ -197,12 +197,13 @@ def auto_damage_decision(sensitivity: float = 0.5, detector: str = "auto"):
     return run
 
 
-def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto"):
+def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto", wide: bool = False):
     """The damage detector as a MaskSource callback: damage mask with eyes and mouths protected."""
     from faceheal.masks.damage import DamageSettings, coarse_scale, detect_damage, protected_discs
 
     settings = DamageSettings(sensitivity=sensitivity, detector=detector)
-    return lambda rgb, landmarks: detect_damage(rgb, settings, protected_discs(landmarks), coarse=coarse_scale(landmarks))
+    return lambda rgb, landmarks: detect_damage(rgb, settings, protected_discs(landmarks),
+                                                coarse=coarse_scale(landmarks) if wide else None)
 
 
 def aligned_matrix(shape: tuple[int, int], size: int) -> np.ndarray:
@@ -303,7 +304,7 @@ class Restorer:
         tone = None if item.picture.is_gray else monotone_tone(to_float_rgb(display[::8, ::8]), ~hole[::8, ::8])
         rim_px = CLASSICAL_RIM_PX if self.inpainter.name == "generator" else 0
         h, w = hole.shape
-        grain = self.options.grain == "on" or (self.options.grain == "auto" and is_grainy(display))
+        grain = self.options.grain == "on" or (self.options.grain == "auto" and is_grainy(display, hole))
         res.grain = grain
         rng = np.random.default_rng([res.damaged_pixels, h, w])  # the same photo, the same grain
         for a, crop in zip(item.aligned, restored):

@@ -108,3 +108,31 @@ def test_shipped_detector_finds_rendered_damage_on_faces_it_never_saw():
         assert before.mean() < 0.05, (name, before.mean())
         assert np.mean(scores["scratches"]) > 0.6, (name, scores)
         assert np.mean(scores["missing"]) > 0.6, (name, scores)
+
+
+@pytest.mark.skipif(not DEFAULT_DAMAGE_WEIGHTS.is_file(), reason="no shipped damage detector weights")
+def test_shipped_detector_carries_its_per_face_decision_and_restore_reports_it(tmp_path):
+    """The decision calibrated for the shipped detector travels in its weights; restore reports each
+    face's probability of damage, and a clean photo comes back as it was."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from faceheal.cli import app
+    from faceheal.masks.damage import damage_decision
+    from tests.conftest import write_png
+
+    decision = damage_decision("learned")
+    assert decision is not None and 0 < decision.threshold < 1
+    clean = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
+    strokes = read_rgb(EXAMPLES / "aligned_masks" / "bopbtl_old_c.png")[..., 0] > 127
+    import cv2
+
+    clean = cv2.inpaint(clean, cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)), 5, cv2.INPAINT_TELEA)
+    write_png(tmp_path / "in" / "face.png", clean)
+    r = CliRunner().invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--aligned",
+                                 "--model", "telea", "--report", str(tmp_path / "r.jsonl")])
+    assert r.exit_code == 0, r.output
+    [line] = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert line["status"] == "unchanged" and 0 <= line["faces"][0]["damage_probability"] < decision.threshold
+    assert (tmp_path / "out" / "face.png").read_bytes() == (tmp_path / "in" / "face.png").read_bytes()

@@ -106,21 +106,29 @@ def strands(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def border(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The edge of the print or of a frame: a straight band along one side, or a hard straight edge."""
+    """The edge of the print: a flat band along one side, or, as a print scanned crooked or a rotated
+    crop padded out shows it, a straight edge at any angle with flat scanner-lid white, black or gray
+    beyond it."""
     h, w = rgb.shape[:2]
     out = rgb.copy()
-    width = int(rng.integers(1, 12))
     colour = rng.choice([0.0, 1.0, rng.uniform(0.2, 0.9)]) * np.ones(3, np.float32)
-    side = int(rng.integers(4))
-    if side == 0:
-        out[:width] = colour
-    elif side == 1:
-        out[-width:] = colour
-    elif side == 2:
-        out[:, :width] = colour
-    else:
-        out[:, -width:] = colour
-    return out
+    if rng.random() < 0.5:
+        width = int(rng.integers(1, 12))
+        side = int(rng.integers(4))
+        if side == 0:
+            out[:width] = colour
+        elif side == 1:
+            out[-width:] = colour
+        elif side == 2:
+            out[:, :width] = colour
+        else:
+            out[:, -width:] = colour
+        return out
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = (xx - w / 2) * np.cos(angle) + (yy - h / 2) * np.sin(angle) - rng.uniform(0.1, 0.5) * max(h, w)
+    beyond = np.clip(d + 0.5, 0, 1)[..., None]  # one anti-aliased pixel at the edge
+    return (out * (1 - beyond) + colour * beyond).astype(np.float32)
 
 
 def halftone(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
