@@ -86,9 +86,12 @@ def main() -> None:
     ap.add_argument("--per-source", type=int, default=30)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--skip-damaged", action="store_true", help="clean sets only")
+    ap.add_argument("--sensitivity", type=float, default=None, help="passed to faceheal restore (default: its own)")
     args = ap.parse_args()
     photos = [p for s in SOURCES for p in held_out_photos(SHARED / "faces" / s, args.split, args.per_source)]
-    result = {"split": args.split, "weights": os.environ.get("FACEHEAL_WEIGHTS", "shipped"), "clean": {}, "damaged": {}}
+    result = {"split": args.split, "weights": os.environ.get("FACEHEAL_WEIGHTS", "shipped"), "sensitivity": args.sensitivity,
+              "clean": {}, "damaged": {}}
+    extra = [] if args.sensitivity is None else ["--sensitivity", str(args.sensitivity)]
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -100,14 +103,14 @@ def main() -> None:
             folder.mkdir(), work.mkdir()
             for i, p in enumerate(paths):
                 (folder / f"{i:04d}_{p.name}").symlink_to(p.resolve())
-            lines = restore(folder, work, [])
+            lines = restore(folder, work, extra)
             result["clean"][name] = summary(lines)
             result["clean"][name]["changed_files"] = sorted(Path(r["path"]).name for r in lines if r["pixels_changed"] > 0)
         if not args.skip_damaged:
             folder, work = tmp / "damaged", tmp / "work_damaged"
             folder.mkdir(), work.mkdir()
             truths = damaged_set(photos, folder)
-            lines = {Path(r["path"]).name: r for r in restore(folder, work, [])}
+            lines = {Path(r["path"]).name: r for r in restore(folder, work, extra)}
             per_kind: dict[str, list] = {k: [] for k in DAMAGES}
             for name, (kind, truth) in truths.items():
                 r = lines.get(name)
@@ -124,9 +127,12 @@ def main() -> None:
     result["seconds"] = round(time.time() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "clean_photos" if args.split == "test" else f"clean_photos_{args.split}"
+    if args.sensitivity is not None:
+        stem += f"_sensitivity{args.sensitivity:g}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = ["# Clean photos through `faceheal restore` (default options)", "",
-             f"Split: {args.split}; weights: {result['weights']}. A photo counts as changed when any pixel of it changed.", "",
+             f"Split: {args.split}; weights: {result['weights']}; sensitivity: {args.sensitivity or 'default'}. "
+             "A photo counts as changed when any pixel of it changed.", "",
              "| set | photos | with a face | changed | reported damaged | median pixels changed |", "|---|---|---|---|---|---|"]
     for name, s in result["clean"].items():
         lines.append(f"| {name} | {s['photos']} | {s['with_face']} | **{s['changed']}** ({s['changed_fraction']:.0%}) | "
