@@ -44,6 +44,21 @@ def test_decide_drops_the_flags_of_undamaged_regions_only():
     assert (decide(mask.copy(), regions, None)[0] == mask).all()
 
 
+def test_a_face_on_a_print_damaged_elsewhere_needs_less_evidence():
+    """Flags on a face that alone would not be trusted are kept when the print is clearly damaged
+    elsewhere (torn edges, cracks across the background)."""
+    regions = [(0, 0, 100, 100)]
+    face_only = np.zeros((100, 400), bool)
+    face_only[50, 40:55] = True  # 15 px on the face: p between cut / 2 and cut
+    p = DECISION.probability(evidence(face_only[:, :100]))
+    assert DECISION.threshold / 2 < p < DECISION.threshold
+    assert not decide(face_only.copy(), regions, DECISION)[0].any()
+    torn = face_only.copy()
+    torn[:, 380:] = True  # a torn edge away from the face
+    out, _, rest = decide(torn.copy(), regions, DECISION)
+    assert rest > DECISION.threshold and out[50, 40:55].all() and out[:, 380:].all()
+
+
 def test_fit_separates_and_caps_the_clean_share_repainted():
     rng = np.random.default_rng(0)
     clean = [np.array([rng.normal(-4, 0.5), rng.normal(-4.5, 0.5)]) for _ in range(200)]

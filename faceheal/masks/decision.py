@@ -80,7 +80,8 @@ def decide(mask: np.ndarray, regions: list[tuple[int, int, int, int]], decision:
     """The mask with the flags of every region judged undamaged removed (in place), the probability of
     damage of each face region, and of the rest of the photo (None when nothing is flagged there).
 
-    A pixel in several regions is kept when any of them is judged damaged."""
+    A pixel in several regions is kept when any of them is judged damaged. In a photo judged damaged
+    somewhere, a face's own flags need half the probability."""
     if decision is None or not mask.any():
         return mask, [1.0 if mask[y0:y1, x0:x1].any() else 0.0 for x0, y0, x1, y1 in regions], None
     probs = [decision.probability(evidence(mask[y0:y1, x0:x1])) for x0, y0, x1, y1 in regions]
@@ -88,17 +89,20 @@ def decide(mask: np.ndarray, regions: list[tuple[int, int, int, int]], decision:
         return mask, probs, None
     cut = decision.cut(sensitivity)
     inside = np.zeros(mask.shape, bool)
+    for x0, y0, x1, y1 in regions:
+        inside[y0:y1, x0:x1] = True
+    rest = mask & ~inside
+    p_rest = decision.probability(evidence(rest, area=(~inside).sum())) if rest.any() else None
+    # a print that is damaged somewhere (torn edges, a crack across the background) is more likely
+    # damaged on its faces too: there a face's flags are kept from half the threshold
+    damaged_photo = any(p >= cut for p in probs + ([p_rest] if p_rest is not None else []))
+    face_cut = cut / 2 if damaged_photo else cut
     keep = np.zeros(mask.shape, bool)
     for (x0, y0, x1, y1), p in zip(regions, probs):
-        inside[y0:y1, x0:x1] = True
-        if p >= cut:
+        if p >= face_cut:
             keep[y0:y1, x0:x1] = True
-    rest = mask & ~inside
-    p_rest = None
-    if rest.any():
-        p_rest = decision.probability(evidence(rest, area=(~inside).sum()))  # the rest as one region
-        if p_rest >= cut:
-            keep |= ~inside
+    if p_rest is not None and p_rest >= cut:
+        keep |= ~inside
     mask &= keep
     return mask, probs, p_rest
 
