@@ -124,11 +124,11 @@ def test_shipped_detector_carries_its_per_face_decision_and_restore_reports_it(t
 
     decision = damage_decision("learned")
     assert decision is not None and 0 < decision.threshold < 1
-    clean = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
-    strokes = read_rgb(EXAMPLES / "aligned_masks" / "bopbtl_old_c.png")[..., 0] > 127
     import cv2
 
-    clean = cv2.inpaint(clean, cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)), 5, cv2.INPAINT_TELEA)
+    painted = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
+    strokes = cv2.imread(str(EXAMPLES / "aligned_masks" / "bopbtl_old_c.png"), cv2.IMREAD_GRAYSCALE) > 127
+    clean = cv2.inpaint(painted, cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)), 5, cv2.INPAINT_TELEA)
     write_png(tmp_path / "in" / "face.png", clean)
     r = CliRunner().invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--aligned",
                                  "--model", "telea", "--report", str(tmp_path / "r.jsonl")])
