@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from faceheal.images import LUMA
+from faceheal.images import LUMA, to_float_rgb
 
 FINE_SIGMA = 1.0  # the high-pass: the image minus its Gaussian blur of this sigma (px)
 REACH = 10.0  # px: how far around a pixel the noise level is measured
@@ -32,6 +32,11 @@ def _white_gain() -> float:
     return _WHITE_GAIN
 
 
+def _robust_sigma(values: np.ndarray) -> float:
+    """Gaussian sigma from the median absolute value (edges and specks barely move it)."""
+    return 1.4826 * float(np.median(np.abs(values)))
+
+
 def local_noise(gray: np.ndarray, where: np.ndarray) -> np.ndarray:
     """Fine-noise level (high-pass RMS) around every pixel, measured over the pixels `where` only.
     Residuals beyond 3 robust sigmas (edges, lashes, specks) are clipped first: texture, not grain."""
@@ -39,7 +44,7 @@ def local_noise(gray: np.ndarray, where: np.ndarray) -> np.ndarray:
     vals = hp[where]
     if vals.size == 0:
         return np.zeros(gray.shape, np.float32)
-    robust = 1.4826 * float(np.median(np.abs(vals))) + 1e-6
+    robust = _robust_sigma(vals) + 1e-6
     hp2 = np.minimum(hp * hp, (3 * robust) ** 2) * where
     num = cv2.GaussianBlur(hp2, (0, 0), REACH)
     den = cv2.GaussianBlur(where.astype(np.float32), (0, 0), REACH)
@@ -71,18 +76,16 @@ def is_grainy(pixels: np.ndarray, damage: np.ndarray | None = None, window: int 
     """Is this scan grainy (see GRAINY)? Measured on its central `window` px square, at full resolution
     (downscaling would average the grain away), away from the damage (a painted stroke's edges are
     not grain)."""
-    from faceheal.images import to_float_rgb
-
     h, w = pixels.shape[:2]
     y0, x0 = max(0, (h - window) // 2), max(0, (w - window) // 2)
     gray = (to_float_rgb(pixels[y0:y0 + window, x0:x0 + window]) @ np.asarray(LUMA, np.float32)).astype(np.float32)
-    hp = np.abs(_high_pass(gray))
+    hp = _high_pass(gray)
     if damage is not None:
         near = cv2.dilate(damage[y0:y0 + window, x0:x0 + window].astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
         hp = hp[~near]
     if hp.size < 1000:
         return False
-    return 1.4826 * float(np.median(hp)) / _white_gain() >= GRAINY
+    return _robust_sigma(hp) / _white_gain() >= GRAINY
 
 
 def grain_ratio(rgb: np.ndarray, repaired: np.ndarray, ring: int = 8) -> float:

@@ -304,7 +304,8 @@ class Restorer:
         tone = None if item.picture.is_gray else monotone_tone(to_float_rgb(display[::8, ::8]), ~hole[::8, ::8])
         rim_px = CLASSICAL_RIM_PX if self.inpainter.name == "generator" else 0
         h, w = hole.shape
-        grain = self.options.grain == "on" or (self.options.grain == "auto" and is_grainy(display, hole))
+        # measured only when there is something to repair: a clean photo costs no grain check
+        grain = bool(res.damaged_pixels) and (self.options.grain == "on" or (self.options.grain == "auto" and is_grainy(display, hole)))
         res.grain = grain
         rng = np.random.default_rng([res.damaged_pixels, h, w])  # the same photo, the same grain
         for a, crop in zip(item.aligned, restored):

@@ -122,8 +122,8 @@ def fit_decision(clean: list[np.ndarray], damaged: list[np.ndarray], max_clean_c
         grad = xb.T @ (p - y) + 1e-3 * w
         hess = (xb * (p * (1 - p))[:, None]).T @ xb + 1e-3 * np.eye(3)
         w -= np.linalg.solve(hess, grad)
-    p_clean = 1 / (1 + np.exp(-np.clip(np.concatenate([np.stack(clean), np.ones((len(clean), 1))], 1) @ w, -50, 50)))
-    p_damaged = 1 / (1 + np.exp(-np.clip(np.concatenate([np.stack(damaged), np.ones((len(damaged), 1))], 1) @ w, -50, 50)))
+    p = 1 / (1 + np.exp(-np.clip(xb @ w, -50, 50)))
+    p_clean, p_damaged = p[:len(clean)], p[len(clean):]
     threshold = 0.5
     if float(np.mean(p_clean >= threshold)) > max_clean_changed:
         threshold = float(np.quantile(p_clean, 1 - max_clean_changed)) + 1e-6
