@@ -380,7 +380,8 @@ def train(
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these generator weights."),
     adv_weight: float = typer.Option(0.0, "--adv-weight", help="Hinge adversarial weight (0: off)."),
     perceptual_weight: float = typer.Option(0.0, "--perceptual-weight", help="LPIPS (AlexNet) perceptual loss weight (0: off)."),
-    adv_start: int = typer.Option(0, "--adv-start", help="Step from which the adversarial term is on."),
+    adv_start: int = typer.Option(0, "--adv-start", help="Step from which the adversarial term steers the generator; the discriminator trains from step 0 (its warm-up)."),
+    d_lr: Optional[float] = typer.Option(None, "--d-lr", help="Discriminator learning rate (default: --lr)."),
     device: str = typer.Option("auto", "--device"),
     seed: int = typer.Option(0, "--seed"),
     model: str = typer.Option("default", "--model", help="default or tiny (tests)."),
@@ -398,7 +399,7 @@ def train(
         raise _usage("--decay-from needs --steps larger than it (the decay ends at --steps)")
     cfg = TrainConfig(data=str(data), out=str(out), phase=phase, size=size, batch_size=batch_size, lr=lr,
                       warmup_steps=warmup, decay_from=decay_from, steps=steps, minutes=minutes, checkpoint_minutes=checkpoint_minutes, seed=seed,
-                      device=device, adv_weight=adv_weight, adv_start=adv_start, perceptual_weight=perceptual_weight,
+                      device=device, adv_weight=adv_weight, adv_start=adv_start, d_lr=d_lr, perceptual_weight=perceptual_weight,
                       init=str(init) if init else None, model=model, threads=threads, workers=workers)
     try:
         trainer = Trainer(cfg)

@@ -62,3 +62,22 @@ def test_layout_cross_entropy_of_uniform_logits_is_log_k():
     assert float(layout_cross_entropy(logits, labels)) == pytest.approx(math.log(k), rel=1e-5)
     labels[0] = 255  # unknown labels do not count
     assert float(layout_cross_entropy(logits, labels)) == pytest.approx(math.log(k), rel=1e-5)
+
+
+def test_hole_sharpness_closed_forms():
+    """A flat repair has no Laplacian energy (0); the same noise inside and around the hole gives a
+    ratio near 1; twice the amplitude inside gives 4 (energy is squared); no hole gives NaN."""
+    from faceheal.metrics import hole_sharpness
+
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(4, 3, 96, 96, generator=g)
+    hole = torch.zeros(4, 1, 96, 96)
+    hole[:, :, 30:66, 30:66] = 1
+    flat = noise.clone()
+    flat[:, :, 30:66, 30:66] = 0.5
+    assert torch.all(hole_sharpness(flat, hole) == 0)
+    same = hole_sharpness(noise, hole)
+    assert torch.all((same > 0.85) & (same < 1.2))
+    loud = 0.5 + (noise - 0.5) * (1 + hole)
+    assert torch.allclose(hole_sharpness(loud, hole) / same, torch.full((4,), 4.0), rtol=0.15)
+    assert torch.isnan(hole_sharpness(noise, torch.zeros_like(hole))).all()

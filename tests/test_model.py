@@ -211,3 +211,23 @@ def test_default_model_requires_its_classical_prior():
         out = model(x, hole, prior)
     # at initialisation stage 2 adds nothing: the output is the classical fill
     torch.testing.assert_close(out["composed"], x * (1 - hole) + prior * hole, atol=1e-5, rtol=0)
+
+
+def test_discriminator_warms_up_before_it_steers_the_generator(tmp_path):
+    """Before --adv-start the discriminator learns (its weights move) but the generator gets no
+    adversarial term; from --adv-start it does. The validation curve reports LPIPS and sharpness."""
+    import torch
+
+    from faceheal.train.loop import Trainer
+
+    _prepared(tmp_path / "prep")
+    trainer = Trainer(_config(tmp_path, adv_start=2, d_lr=1e-3))
+    before = [p.detach().clone() for p in trainer.disc.parameters()]
+    first = trainer.train_step()
+    assert "adv_g" not in first and "adv_d" in first
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, trainer.disc.parameters()))
+    assert trainer.opt_d.param_groups[0]["lr"] == 1e-3
+    trainer.train_step()
+    assert "adv_g" in trainer.train_step()
+    metrics = trainer.validate()
+    assert 0 <= metrics["val_lpips"] < 1 and metrics["val_sharpness"] > 0

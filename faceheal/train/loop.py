@@ -23,7 +23,7 @@ from faceheal.model.device import pick_device
 from faceheal.model.discriminator import PatchDiscriminator
 from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
 from faceheal.train.data import PreparedFaces, fixed_validation
-from faceheal.metrics import psnr, ssim
+from faceheal.metrics import hole_sharpness, psnr, ssim
 from faceheal.train.looping import train_loop
 from faceheal.train.losses import hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1
 
@@ -48,7 +48,8 @@ class TrainConfig:
     layout_weight: float = 0.2
     perceptual_weight: float = 0.0  # LPIPS (AlexNet, shipped weights) of the composed output
     adv_weight: float = 0.0
-    adv_start: int = 0
+    adv_start: int = 0  # the generator's adversarial term starts here; the discriminator trains from step 0 (warm-up)
+    d_lr: float | None = None  # discriminator learning rate (default: lr)
     ema: float = 0.999
     init: str | None = None  # start from these generator weights (e.g. a finished layout phase)
     model: str = "default"  # default | tiny
@@ -97,16 +98,17 @@ class Trainer:
         params = self.model.layout.parameters() if cfg.phase == "layout" else self.model.parameters()
         self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.99))
         self.perceptual = None
-        if cfg.perceptual_weight > 0 and cfg.phase == "full":
+        if cfg.phase == "full":  # the perceptual loss term, and the validation curve's LPIPS
             from faceheal.lpips import load_lpips
             self.perceptual = load_lpips()
-            if self.perceptual is None:
-                raise ValueError("--perceptual-weight needs weights/lpips_alexnet.pt")
-            self.perceptual.to(self.device)
+            if self.perceptual is None and cfg.perceptual_weight > 0:
+                raise ValueError("--perceptual-weight needs the shipped LPIPS weights (lpips_alexnet.pt)")
+            if self.perceptual is not None:
+                self.perceptual.to(self.device).requires_grad_(False)
         self.disc = self.opt_d = None
         if cfg.adv_weight > 0 and cfg.phase == "full":
             self.disc = PatchDiscriminator().to(self.device).train()
-            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr or cfg.lr, betas=(0.0, 0.99))
         self.class_weights = torch.from_numpy(self.data.class_weights()).to(self.device)
         self.step = 0
         self.elapsed = 0.0
@@ -170,7 +172,7 @@ class Trainer:
             losses["l1"] = multiscale_l1(out["outputs"], image, hole)
             losses["ssim"] = 1 - ssim(out["composed"], image).mean()
             loss = losses["l1"] + cfg.ssim_weight * losses["ssim"]
-            if self.perceptual is not None:
+            if cfg.perceptual_weight > 0:
                 losses["lpips"] = self.perceptual(out["composed"], image).mean()
                 loss = loss + cfg.perceptual_weight * losses["lpips"]
             if lw.sum() > 0:
@@ -185,7 +187,7 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
-        if self.disc is not None and self.step >= cfg.adv_start:
+        if self.disc is not None:  # from step 0: the discriminator is warmed up before it steers the generator
             fake = out["composed"].detach()
             losses["adv_d"] = hinge_d_loss(self.disc(image, hole), self.disc(fake, hole))
             self.opt_d.zero_grad(set_to_none=True)
@@ -211,10 +213,15 @@ class Trainer:
             acc = ((logits.argmax(1) == labels) & valid).sum() / valid.sum().clamp_min(1)
             return {"val_pixel_accuracy": round(float(acc), 4)}
         out = self.ema(image, hole, self.val_prior)
-        prior = out["prior"]
-        return {"val_psnr": round(float(psnr(out["composed"], image).mean()), 3),
-                "val_ssim": round(float(ssim(out["composed"], image).mean()), 4),
-                f"val_psnr_{self.model.config.prior}": round(float(psnr(prior, image).mean()), 3)}
+        prior, composed = out["prior"], out["composed"]
+        metrics = {"val_psnr": round(float(psnr(composed, image).mean()), 3),
+                   "val_ssim": round(float(ssim(composed, image).mean()), 4),
+                   f"val_psnr_{self.model.config.prior}": round(float(psnr(prior, image).mean()), 3),
+                   # sharpness of the repairs against the same ratio on the real faces (1: as detailed)
+                   "val_sharpness": round(float((hole_sharpness(composed, hole) / hole_sharpness(image, hole)).nanmedian()), 3)}
+        if self.perceptual is not None:
+            metrics["val_lpips"] = round(float(self.perceptual(composed, image).mean()), 4)
+        return metrics
 
     def _loader(self):
         """Batches from worker processes (a CUDA run would otherwise wait on the CPU), or None."""
