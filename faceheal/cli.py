@@ -63,8 +63,13 @@ WIDE_DAMAGE_HELP = ("Auto-mask: also look at the photo scaled so its faces are t
                     "damage wider than it knows (high-resolution scans of damaged prints); can flag fabric folds on modern photos.")
 
 
+# restore's options that change how a run goes, never what it writes: left out of the recorded parameters
+RUN_PLUMBING = frozenset({"inputs", "out", "report", "loaders", "sidecar", "skip_existing", "review", "null", "quiet", "debug"})
+
+
 @app.command()
 def restore(
+    ctx: typer.Context,
     inputs: List[str] = typer.Argument(..., help="Photos, folders (recursive) or - for paths on stdin."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder; mirrors the input tree."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Folder of masks matched by relative path and stem."),
@@ -148,17 +153,13 @@ def restore(
         damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
         mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector, wide_damage),
                                  grow=grow, decide=auto_damage_decision(sensitivity, damage_detector) if damage_resolved else None)
-        parameters = {"model": model, "device": device, "precision": inpainter.precision,
-                      "batch_size": batch_size, "detector": detector,
-                      "min_face": min_face, "grow": mask_source.grow, "change_radius": change_radius, "fill_outside": fill_outside,
-                      "aligned": aligned, "sensitivity": sensitivity if mask_source.is_auto else None,
-                      "damage_detector": damage_resolved,
-                      "masks": str(masks) if masks else None, "mask": str(mask) if mask else None,
-                      "jpeg_quality": jpeg_quality, "shard": shard_spec,
-                      "layout_dir": str(save_layout) if save_layout else None,
-                      "weights": str(weights) if weights else None, "skip_no_face": skip_no_face,
-                      "max_pixels": max_pixels, "in_place": in_place, "grain": grain,
-                      "wide_damage": wide_damage if mask_source.is_auto else None}
+        # every option is recorded as given, from the one declaration above, except the plumbing that
+        # changes how a run goes and never what it writes; then what the run resolved them to
+        parameters = {k: str(v) if isinstance(v, Path) else v for k, v in ctx.params.items() if k not in RUN_PLUMBING}
+        parameters.update(precision=inpainter.precision, grow=mask_source.grow, fill_outside=fill_outside,
+                          save_layout=str(save_layout) if save_layout else None, damage_detector=damage_resolved)
+        if not mask_source.is_auto:  # the detector's knobs shape nothing when the masks are given
+            parameters.update(sensitivity=None, wide_damage=None)
         restorer = Restorer(inpainter, det, mask_source, options, parameters)
     except UsageError as e:
         raise _usage(str(e))

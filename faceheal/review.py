@@ -123,7 +123,8 @@ def build_review(out_dir: Path, layout_dir: Path | None = None, progress=None) -
     if layout_dir is None:
         last = out_dir / ".faceheal" / "last-run.json"
         if last.is_file():
-            ld = json.loads(last.read_text()).get("parameters", {}).get("layout_dir")
+            recorded = json.loads(last.read_text()).get("parameters", {})
+            ld = recorded.get("save_layout") or recorded.get("layout_dir")  # the latter: older runs
             layout_dir = Path(ld) if ld else None
     cards = []
     for i, r in enumerate(sorted(records, key=lambda r: r["path"])):

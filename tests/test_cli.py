@@ -358,15 +358,19 @@ def test_an_unexpected_exception_fails_its_photo_only_and_report_starts_afresh(j
 
 def test_every_restore_option_that_shapes_an_output_is_recorded(job):
     """The run's parameters (in last-run.json and each sidecar) name every option that can change what
-    is written, so an output can be traced to how it was made; only plumbing is left out."""
+    is written, so an output can be traced to how it was made; only plumbing is left out, and the
+    plumbing list holds nothing that shapes an output."""
     import typer.main
 
-    plumbing = {"inputs", "out", "report", "loaders", "sidecar", "skip_existing", "review", "null", "quiet", "debug",
-                "faces_only"}  # faces_only is recorded as fill_outside "none"
-    r = restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--model", "telea")
+    from faceheal.cli import RUN_PLUMBING
+
+    assert RUN_PLUMBING == {"inputs", "out", "report", "loaders", "sidecar", "skip_existing", "review", "null", "quiet", "debug"}
+    r = restore(job / "in", "-o", job / "out", "--masks", job / "masks", "--model", "telea", "--faces-only")
     assert r.exit_code == 0, r.output
     recorded = json.loads((job / "out" / ".faceheal" / "last-run.json").read_text())["parameters"]
     command = typer.main.get_command(app).commands["restore"]
     options = {p.name for p in command.params}
-    missing = {o for o in options - plumbing if o.replace("save_layout", "layout_dir").replace("shard_spec", "shard") not in recorded}
-    assert not missing, f"options not recorded in the run's parameters: {sorted(missing)}"
+    assert options - RUN_PLUMBING == set(recorded), sorted((options - RUN_PLUMBING) ^ set(recorded))
+    assert recorded["fill_outside"] == "none" and recorded["masks"] == str(job / "masks") and recorded["grow"] == 0
+    assert recorded["sensitivity"] is None and recorded["model"] == "telea"
+
