@@ -1,5 +1,5 @@
 """How far around a detected damage mask the damage really reaches: the margin restore grows detected
-masks by (pipeline.AUTO_MASK_GROW).
+masks by (masks/source.py's AUTO_MASK_GROW).
 
 Synthetic damage (faceheal's renderer: scratches, dust, missing areas) on held-out ('val') faces; the
 pixels the damage visibly changed (more than 3 levels in a channel) near what the default detector
@@ -24,7 +24,7 @@ from faceheal.evaluate_photos import held_out_photos  # noqa: E402
 from faceheal.images import read_image, to_float_rgb  # noqa: E402
 from faceheal.masks.damage import DamageSettings, detect_damage  # noqa: E402
 from faceheal.masks.render import render_damage  # noqa: E402
-from faceheal.pipeline import grow_mask  # noqa: E402
+from faceheal.masks.source import grow_mask  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 KINDS = ("scratches", "dust", "missing")

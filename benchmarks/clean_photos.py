@@ -87,11 +87,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--skip-damaged", action="store_true", help="clean sets only")
     ap.add_argument("--sensitivity", type=float, default=None, help="passed to faceheal restore (default: its own)")
+    ap.add_argument("--fill-outside", default=None, help="passed to faceheal restore (default: its own)")
     args = ap.parse_args()
     photos = [p for s in SOURCES for p in held_out_photos(SHARED / "faces" / s, args.split, args.per_source)]
     result = {"split": args.split, "weights": os.environ.get("FACEHEAL_WEIGHTS", "shipped"), "sensitivity": args.sensitivity,
+              "fill_outside": args.fill_outside,
               "clean": {}, "damaged": {}}
     extra = [] if args.sensitivity is None else ["--sensitivity", str(args.sensitivity)]
+    if args.fill_outside is not None:
+        extra += ["--fill-outside", args.fill_outside]
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -129,9 +133,12 @@ def main() -> None:
     stem = "clean_photos" if args.split == "test" else f"clean_photos_{args.split}"
     if args.sensitivity is not None:
         stem += f"_sensitivity{args.sensitivity:g}"
+    if args.fill_outside is not None:
+        stem += f"_fill_{args.fill_outside}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = ["# Clean photos through `faceheal restore` (default options)", "",
-             f"Split: {args.split}; weights: {result['weights']}; sensitivity: {args.sensitivity or 'default'}. "
+             f"Split: {args.split}; weights: {result['weights']}; sensitivity: {args.sensitivity or 'default'}; "
+             f"fill outside faces: {args.fill_outside or 'default'}. "
              "A photo counts as changed when any pixel of it changed.", "",
              "| set | photos | with a face | changed | reported damaged | median pixels changed |", "|---|---|---|---|---|---|"]
     for name, s in result["clean"].items():

@@ -110,7 +110,8 @@ def restore(
 
     Without --masks/--mask the damage is detected automatically (scratches, cracks, dust, paint).
     """
-    from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
+    from faceheal.masks.source import MaskSource, detected_masks
+    from faceheal.pipeline import RestoreOptions, Restorer
     from faceheal.sources import check_output_dir, check_outputs, expand_inputs, shard
 
     try:
@@ -149,10 +150,11 @@ def restore(
                                  in_place=in_place, jpeg_quality=jpeg_quality, sidecar=sidecar,
                                  skip_existing=skip_existing, grain=grain,
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
-        from faceheal.pipeline import auto_damage_decision, auto_damage_mask
-        damage_resolved = _check_damage_detector(damage_detector) if mask is None and masks is None else None
-        mask_source = MaskSource(mask_file=mask, masks_dir=masks, auto=auto_damage_mask(sensitivity, damage_detector, wide_damage),
-                                 grow=grow, decide=auto_damage_decision(sensitivity, damage_detector) if damage_resolved else None)
+        if mask is None and masks is None:
+            damage_resolved = _check_damage_detector(damage_detector)
+            mask_source = detected_masks(sensitivity, damage_detector, wide_damage, grow)
+        else:
+            damage_resolved, mask_source = None, MaskSource(mask_file=mask, masks_dir=masks, grow=grow)
         # every option is recorded as given, from the one declaration above, except the plumbing that
         # changes how a run goes and never what it writes; then what the run resolved them to
         parameters = {k: str(v) if isinstance(v, Path) else v for k, v in ctx.params.items() if k not in RUN_PLUMBING}
@@ -292,7 +294,7 @@ def mask(
         return
     if not inputs:
         raise _usage("give photos or folders (or --synthetic KIND)")
-    from faceheal.masks.damage import write_masks
+    from faceheal.masks.source import write_masks
 
     _check_damage_detector(damage_detector)
     from faceheal.sources import expand_inputs
@@ -442,6 +444,39 @@ def train_damage(
     _run_training(trainer, steps, "training damage detector", lambda losses: f"loss {losses['loss']:.4f}")
 
 
+@app.command("train-texture")
+def train_texture(
+    backgrounds: List[Path] = typer.Option(..., "--backgrounds", help="Folder of whole photos to cut tiles from; their 'train' split trains, 'val' picks the checkpoint; repeatable."),
+    out: Path = typer.Option(..., "--out", help="Run folder: texture.pt (best held-out), last.pt, log.jsonl."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Stop at this total step count."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes."),
+    size: int = typer.Option(128, "--size", help="Tile side."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    lr: float = typer.Option(2e-4, "--lr"),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from a face generator's texture stage (its layout inputs dropped) or from texture weights."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
+    checkpoint_minutes: float = typer.Option(5.0, "--checkpoint-minutes"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+    seed: int = typer.Option(0, "--seed"),
+    tiny: bool = typer.Option(False, "--tiny", help="A few thousand parameters (tests)."),
+) -> None:
+    """Train the texture inpainter that repairs damage away from faces, on random tiles (resumable)."""
+    from faceheal.train.tiles import TileTrainConfig, TileTrainer
+
+    if steps is None and minutes is None:
+        raise _usage("give --steps or --minutes")
+    try:
+        trainer = TileTrainer(TileTrainConfig(backgrounds=tuple(str(b) for b in backgrounds), out=str(out), size=size,
+                                              batch_size=batch_size, lr=lr, steps=steps, minutes=minutes,
+                                              checkpoint_minutes=checkpoint_minutes, seed=seed,
+                                              init=str(init) if init else None, tiny=tiny, threads=threads))
+    except (FacehealError, FileNotFoundError, ValueError) as e:
+        raise _usage(str(e))
+    if resume and trainer.resume():
+        print(f"faceheal: resumed {out / 'last.pt'} at step {trainer.step}", file=sys.stderr)
+    _run_training(trainer, steps, "training texture inpainter", lambda losses: f"l1 {losses['l1']:.4f}")
+
+
 @app.command("pack")
 def pack_cmd(
     data: Path = typer.Argument(..., help="A `faceheal prepare` folder."),
@@ -506,7 +541,8 @@ def evaluate_cmd(
         from faceheal.evaluate_photos import KINDS, evaluate_photos
         from faceheal.faces.detect import make_detector
         from faceheal.inpainters import TeleaInpainter
-        from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
+        from faceheal.masks.source import MaskSource
+        from faceheal.pipeline import RestoreOptions, Restorer
 
         chosen = tuple(k.strip() for k in kinds.split(",") if k.strip())
         if not chosen or any(k not in KINDS for k in chosen):

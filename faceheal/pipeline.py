@@ -8,7 +8,6 @@ atomically. `restore_image` is the same thing for one in-memory image, for use f
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from contextlib import contextmanager
 import shutil
@@ -26,14 +25,12 @@ from faceheal.errors import FacehealError, NoFaceFound, OutputError
 from faceheal.faces.align import (AlignedFace, align_face, align_with_matrix, change_weight, crop_region, paste_back,
                                   shift_matrix, template)
 from faceheal.faces.detect import Face, FaceDetector
-from faceheal.faces.find import find_faces
 from faceheal.images import (Picture, apply_tone, descreened, encode_image, from_float_rgb, mode_of, monotone_tone, read_image,
                              to_float_rgb, write_atomic, write_png)
 from faceheal.grain import add_grain, is_grainy
 from faceheal.inpainters import Inpainter, classical_fill
-from faceheal.masks.decision import regions_of
 from faceheal.model.weights import sha256_of
-from faceheal.masks.supplied import find_mask, read_mask
+from faceheal.masks.source import MaskSource, detected_masks
 from faceheal.sources import Source, output_path
 
 
@@ -111,101 +108,6 @@ class _Loaded:
     result: ImageResult | None = None  # finished already (nothing for the model): pixels released
 
 
-class MaskSource:
-    """Where the damage mask of each photo comes from: one file for all, a folder, or the detector.
-
-    With the detector, faces are found first so that eyes and mouths can be protected from being
-    taken for dust (catchlights, dark lip lines).
-    """
-
-    def __init__(self, mask_file: Path | None = None, masks_dir: Path | None = None,
-                 auto: Callable[[np.ndarray, list], np.ndarray] | None = None, grow: int | None = None,
-                 decide: Callable[[np.ndarray, list], tuple[np.ndarray, dict]] | None = None):
-        self.mask_file, self.masks_dir, self.auto = mask_file, masks_dir, auto
-        self._grow = grow
-        self.decide = decide  # detected masks only: (mask, face regions) -> (mask of the damaged regions, info)
-
-    @property
-    def is_auto(self) -> bool:
-        return self.mask_file is None and self.masks_dir is None
-
-    @property
-    def grow(self) -> int:
-        """Pixels the damage mask is grown by: what the user asked for (`--grow`); by default none for a
-        mask the user drew (exactly those pixels change) and `AUTO_MASK_GROW` for a detected one."""
-        if self._grow is not None:
-            return self._grow
-        return AUTO_MASK_GROW if self.is_auto else 0
-
-    def mask_for(self, source: Source, display_rgb: np.ndarray, landmarks: list[np.ndarray] = ()) -> tuple[np.ndarray, dict]:
-        """(mask, provenance): the mask and where it came from, with the SHA-256 of its file or pixels."""
-        shape = display_rgb.shape[:2]
-        if self.mask_file is not None or self.masks_dir is not None:
-            path = self.mask_file if self.mask_file is not None else find_mask(self.masks_dir, source.relative)
-            info = {"source": "file", "path": str(path), "sha256": sha256_of(path)}
-            mask = read_mask(path, shape)
-        else:
-            mask = self.auto(display_rgb, list(landmarks))
-            info = {"source": "auto", "sha256": mask_sha256(mask)}
-        if self.grow > 0 and mask.any():
-            mask = grow_mask(mask, self.grow)
-            info["grow"] = self.grow
-        return mask, info
-
-    def decided(self, mask: np.ndarray | None, regions: list[tuple[int, int, int, int]], info: dict) -> np.ndarray | None:
-        """A detected mask after the per-face decision (faceheal/masks/decision.py): the flags of faces
-        judged undamaged dropped, so a clean photo comes back untouched. Supplied masks pass as they are."""
-        if self.decide is None or not self.is_auto or mask is None:
-            return mask
-        mask, info["decision"] = self.decide(mask, regions)
-        info["sha256"] = mask_sha256(mask)
-        return mask
-
-
-def mask_sha256(mask: np.ndarray) -> str:
-    return hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()
-
-
-# px added around a detected mask (the detectors already cover a scratch's soft edge by 1 px). Measured
-# (benchmarks/results/auto_mask_margin.md): of the visibly changed pixels next to found damage, a grown
-# mask misses 4.5 / 1.6 / 5.2 % (scratches / dust / missing areas) at 0 px, 3.6 / 1.0 / 4.2 % at 1 px,
-# and each further px buys under 1 point: what is left is fragments the detector missed, not a margin.
-AUTO_MASK_GROW = 1
-
-
-def grow_mask(mask: np.ndarray, radius: int) -> np.ndarray:
-    """The mask dilated by a disc of `radius` pixels."""
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask.astype(np.uint8), disc) > 0
-
-
-def auto_damage_decision(sensitivity: float = 0.5, detector: str = "auto"):
-    """The per-face decision of the detector that `auto_damage_mask` uses, as a MaskSource callback, or
-    None when that detector has none (the classical one, or weights calibrated before it existed)."""
-    from faceheal.masks.damage import damage_decision
-    from faceheal.masks.decision import decide
-
-    decision = damage_decision(detector)
-    if decision is None:
-        return None
-
-    def run(mask: np.ndarray, regions: list) -> tuple[np.ndarray, dict]:
-        mask, faces, rest = decide(mask, regions, decision, sensitivity)
-        return mask, {"face_damage_probability": [round(p, 4) for p in faces],
-                      "rest_damage_probability": None if rest is None else round(rest, 4),
-                      "threshold": round(decision.cut(sensitivity), 4)}
-    return run
-
-
-def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto", wide: bool = False):
-    """The damage detector as a MaskSource callback: damage mask with eyes and mouths protected."""
-    from faceheal.masks.damage import DamageSettings, coarse_scale, detect_damage, protected_discs
-
-    settings = DamageSettings(sensitivity=sensitivity, detector=detector)
-    return lambda rgb, landmarks: detect_damage(rgb, settings, protected_discs(landmarks),
-                                                coarse=coarse_scale(landmarks) if wide else None)
-
-
 def aligned_matrix(shape: tuple[int, int], size: int) -> np.ndarray:
     """The image -> crop transform of an already-aligned input: a plain rescale to the crop size."""
     h, w = shape
@@ -266,18 +168,9 @@ class Restorer:
                 item.hole = self.masks.decided(item.hole, [(0, 0, w, h)], item.mask_info)
                 item.aligned = [align_with_matrix(display, item.hole, m, size)]
             else:
-                if self.masks.is_auto:
-                    def hole_for(landmarks):
-                        with self._timed("auto_mask"):
-                            hole, item.mask_info = self.masks.mask_for(source, display, landmarks)
-                        return hole
-                else:  # a bad mask fails fast, before detection
-                    hole_for = None
-                    item.hole, item.mask_info = self.masks.mask_for(source, display)
-                item.faces, item.hole = find_faces(self.detector, display, item.hole, hole_for, self._timed)
+                item.faces, item.hole, item.mask_info = self.masks.find(self.detector, source, display, size, self._timed)
                 if not item.faces:
                     raise NoFaceFound("no face found")
-                item.hole = self.masks.decided(item.hole, regions_of(item.faces, display.shape[:2], size), item.mask_info)
                 with self._timed("align"):
                     item.aligned = [align_face(display, item.hole, f.landmarks, size) for f in item.faces]
             with self._timed("prior"):
@@ -674,7 +567,7 @@ def restore_image(image: np.ndarray, mask: np.ndarray | None = None, inpainter: 
     inpainter = inpainter or make_inpainter("generator")
     if not aligned:
         detector = detector or MtcnnDetector()
-    masks = MaskSource(auto=auto_damage_mask(), decide=auto_damage_decision()) if mask is None else MaskSource(auto=lambda rgb, lm: mask.astype(bool), grow=0)
+    masks = detected_masks() if mask is None else MaskSource(auto=lambda rgb, lm: mask.astype(bool), grow=0)
     restorer = Restorer(inpainter, detector, masks,  # a mask given is the caller's: all of it is repaired
                         RestoreOptions(aligned=aligned, change_radius=change_radius,
                                        fill_outside="telea" if mask is not None else "auto"))

@@ -9,7 +9,8 @@ import numpy as np
 from faceheal.faces.detect import MtcnnDetector
 from faceheal.inpainters import TeleaInpainter
 from faceheal.masks.decision import DamageDecision, decide, evidence, fit_decision
-from faceheal.pipeline import MaskSource, Restorer
+from faceheal.masks.source import MaskSource
+from faceheal.pipeline import Restorer
 from faceheal.sources import expand_inputs
 from tests.conftest import write_png
 

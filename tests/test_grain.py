@@ -8,7 +8,8 @@ from faceheal.faces.detect import MtcnnDetector
 from faceheal.grain import add_grain, grain_ratio, is_grainy
 from faceheal.inpainters import TeleaInpainter
 from faceheal.masks.synthetic import synthetic_mask
-from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
+from faceheal.masks.source import MaskSource
+from faceheal.pipeline import RestoreOptions, Restorer
 from faceheal.sources import expand_inputs
 from tests.conftest import write_png
 

@@ -10,7 +10,8 @@ import faceheal
 from faceheal.faces.detect import MtcnnDetector
 from faceheal.inpainters import TeleaInpainter
 from faceheal.faces.find import damage_at_scale, detect_through_damage
-from faceheal.pipeline import MaskSource, RestoreOptions, Restorer
+from faceheal.masks.source import MaskSource
+from faceheal.pipeline import RestoreOptions, Restorer
 from faceheal.sources import expand_inputs
 from tests.conftest import EXAMPLES, write_png
 

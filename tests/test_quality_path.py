@@ -12,7 +12,8 @@ from faceheal.faces.detect import Face, MtcnnDetector
 from faceheal.images import monotone_tone, to_float_rgb
 from faceheal.inpainters import TeleaInpainter
 from faceheal.faces.find import find_faces
-from faceheal.pipeline import MaskSource, RestoreOptions, Restorer, aligned_matrix
+from faceheal.masks.source import MaskSource
+from faceheal.pipeline import RestoreOptions, Restorer, aligned_matrix
 from faceheal.sources import expand_inputs
 
 

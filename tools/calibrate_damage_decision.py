@@ -32,7 +32,8 @@ from faceheal.masks.damage import learned_detector  # noqa: E402
 from faceheal.masks.decision import evidence, fit_decision, regions_of  # noqa: E402
 from faceheal.masks.learned import load_damage_net, save_damage_net  # noqa: E402
 from faceheal.masks.render import render_damage  # noqa: E402
-from faceheal.pipeline import MaskSource, Restorer, auto_damage_mask  # noqa: E402
+from faceheal.masks.source import detected_masks  # noqa: E402
+from faceheal.pipeline import Restorer  # noqa: E402
 from faceheal.sources import Source  # noqa: E402
 from faceheal.train.damage import render_painted  # noqa: E402
 
@@ -63,7 +64,7 @@ def main() -> None:
     ap.add_argument("--max-clean", type=float, default=0.05, help="largest share of clean regions repainted")
     args = ap.parse_args()
     learned = learned_detector(required=True)
-    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=auto_damage_mask()))  # no decision
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), detected_masks(decision=False))  # no decision
     rng = np.random.default_rng(0)
     clean, damaged = [], []
     photos = [p for s in SOURCES for p in held_out_photos(SHARED / "faces" / s, "val", args.per_source)]

@@ -1,0 +1,164 @@
+"""The texture inpainter for damage away from faces: stage 2's network without the face layout.
+
+Backgrounds, clothes, hair and walls have no face layout to follow, so the network is the texture
+stage (faceheal/model/texture.py: masked image + mask + classical fill in, multi-scale residual on the
+fill out, mask-aware attention) with no layout channels, run at the scan's own resolution on windows
+around the damage. It is trained by `faceheal train-texture` on random unaligned tiles of the
+training photos, starting from the shipped face generator's texture stage (its layout inputs
+dropped): a head start on "continue the texture around a hole".
+
+`inpaint_windows` covers any hole of any size: the damage's bounding boxes are cut into cores of
+`core` px, each read with `context` px around it, so memory follows the window, not the scan.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+
+from faceheal.errors import WeightsError
+from faceheal.model.classical import classical_fill
+from faceheal.model.texture import TextureNet
+from faceheal.model.weights import float_state, load_weights, save_weights
+
+TILE_PRIOR_RADIUS = 3  # the Telea radius the network's classical input is computed with (as stage 2's)
+
+
+@dataclass
+class TileConfig:
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    bottleneck_blocks: int = 3
+    attention_heads: int = 4
+
+    @staticmethod
+    def tiny() -> "TileConfig":
+        return TileConfig(widths=(8, 8, 16), bottleneck_blocks=1, attention_heads=2)
+
+    @staticmethod
+    def from_dict(d: dict) -> "TileConfig":
+        known = set(TileConfig.__dataclass_fields__)
+        return TileConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
+
+
+class TileInpainterNet(nn.Module):
+    """(image, hole, classical fill) in [-1, 1] -> RGB predictions coarse to fine and the composite."""
+
+    def __init__(self, config: TileConfig = TileConfig()):
+        super().__init__()
+        self.config = config
+        self.texture = TextureNet(0, config.widths, config.bottleneck_blocks, config.attention_heads)
+
+    @property
+    def multiple(self) -> int:
+        """Window sides must be multiples of this (the encoder's total stride)."""
+        return 2 ** (len(self.config.widths) - 1)
+
+    def forward(self, image: torch.Tensor, hole: torch.Tensor, prior: torch.Tensor) -> dict[str, torch.Tensor]:
+        masked = image * (1 - hole)
+        prior = masked + prior * hole
+        empty = image[:, :0]  # no layout channels
+        outputs = self.texture(masked, hole, empty, prior)
+        return {"outputs": outputs, "composed": masked + outputs[-1] * hole}
+
+
+def from_face_texture(face_texture: nn.Module, widths: tuple[int, ...], bottleneck_blocks: int,
+                      attention_heads: int, num_classes: int) -> TileInpainterNet:
+    """A tile inpainter initialised from a face generator's texture stage: every weight copied, the
+    stem's layout input channels dropped."""
+    net = TileInpainterNet(TileConfig(tuple(widths), bottleneck_blocks, attention_heads))
+    state = face_texture.state_dict()
+    own = net.texture.state_dict()
+    for k, v in state.items():
+        if k in own and own[k].shape != v.shape and v.ndim == 4 and v.shape[1] == own[k].shape[1] + num_classes:
+            v = torch.cat([v[:, :4], v[:, 4 + num_classes:]], 1)  # (rgb, hole | layout | prior): layout out
+        own[k] = v.detach().clone().float()
+    net.texture.load_state_dict(own)
+    return net
+
+
+def save_tile_net(net: TileInpainterNet, path: Path, meta: dict | None = None) -> str:
+    return save_weights(net, asdict(net.config), path, meta)
+
+
+def load_tile_net(path: Path) -> tuple[TileInpainterNet, dict]:
+    """Load verified weights; raises `WeightsError` with the reason."""
+    payload = load_weights(path)
+    try:
+        net = TileInpainterNet(TileConfig.from_dict(payload["config"]))
+        net.load_state_dict(float_state(payload))
+    except Exception as e:
+        raise WeightsError(f"{path}: not texture inpainter weights ({type(e).__name__}: {e})") from None
+    return net.eval(), payload.get("meta", {})
+
+
+def windows(hole: np.ndarray, core: int, context: int) -> list[tuple[int, int, int, int]]:
+    """Cores (x0, y0, x1, y1) of side <= `core` that together hold every hole pixel: each cluster of
+    damage (pieces within `context` px of each other) has its bounding box cut into a grid, and the
+    cells with damage in them are kept, in raster order."""
+    n, labels = cv2.connectedComponents(cv2.dilate(hole.astype(np.uint8), np.ones((2 * context + 1,) * 2, np.uint8)),
+                                        connectivity=8)
+    ys, xs = np.nonzero(hole)
+    if not len(ys):
+        return []
+    lab = labels[ys, xs]
+    x0s, y0s = np.full(n, 1 << 30), np.full(n, 1 << 30)
+    x1s, y1s = np.full(n, -1), np.full(n, -1)
+    np.minimum.at(x0s, lab, xs), np.minimum.at(y0s, lab, ys)
+    np.maximum.at(x1s, lab, xs + 1), np.maximum.at(y1s, lab, ys + 1)
+    out = []
+    for i in np.unique(lab):
+        for cy in range(y0s[i], y1s[i], core):
+            for cx in range(x0s[i], x1s[i], core):
+                box = (int(cx), int(cy), int(min(cx + core, x1s[i])), int(min(cy + core, y1s[i])))
+                if hole[box[1]:box[3], box[0]:box[2]].any():
+                    out.append(box)
+    return sorted(out, key=lambda b: (b[1], b[0]))
+
+
+@torch.inference_mode()
+def inpaint_windows(net: TileInpainterNet, image: np.ndarray, hole: np.ndarray, core: int = 192, context: int = 32,
+                    batch_size: int = 8, device: str | torch.device = "cpu") -> np.ndarray:
+    """Fill `hole` of a float RGB image (H, W, 3) in [0, 1] with the network, window by window at the
+    image's own resolution; returns a copy with only hole pixels changed. Windows go in raster order,
+    a batch at a time; a window sees the repairs of the batches before it as known pixels (damage not
+    repaired yet is hidden from it), so a long scratch continues one repair."""
+    out = image.astype(np.float32, copy=True)
+    h, w = hole.shape
+    m = net.multiple
+    net = net.to(device)
+    boxes = windows(hole, core, context)
+    todo = hole.copy()  # damage not repaired yet
+    for s in range(0, len(boxes), batch_size):
+        group = boxes[s:s + batch_size]
+        tiles, holes, priors, where = [], [], [], []
+        side = 0
+        for x0, y0, x1, y1 in group:
+            wx0, wy0, wx1, wy1 = max(0, x0 - context), max(0, y0 - context), min(w, x1 + context), min(h, y1 + context)
+            side = max(side, wx1 - wx0, wy1 - wy0)
+            where.append((x0, y0, x1, y1, wx0, wy0, wx1, wy1))
+        side = -(-side // m) * m
+        for x0, y0, x1, y1, wx0, wy0, wx1, wy1 in where:
+            tile = out[wy0:wy1, wx0:wx1]
+            th = hole[wy0:wy1, wx0:wx1].copy()
+            th[:y0 - wy0] = th[y1 - wy0:] = False  # only the core's damage is filled here; the rest is context
+            th[:, :x0 - wx0] = th[:, x1 - wx0:] = False
+            fill_mask = th | todo[wy0:wy1, wx0:wx1]  # damage in the context not repaired yet is hidden too
+            prior = classical_fill(tile, fill_mask, TILE_PRIOR_RADIUS)
+            pad = ((0, side - tile.shape[0]), (0, side - tile.shape[1]))
+            tiles.append(np.pad(tile, pad + ((0, 0),), mode="reflect" if min(tile.shape[:2]) > 1 else "edge"))
+            priors.append(np.pad(prior, pad + ((0, 0),), mode="reflect" if min(tile.shape[:2]) > 1 else "edge"))
+            holes.append(np.pad(fill_mask, pad))
+        x = torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2).to(device) * 2 - 1
+        p = torch.from_numpy(np.stack(priors)).permute(0, 3, 1, 2).to(device) * 2 - 1
+        k = torch.from_numpy(np.stack(holes)[:, None].astype(np.float32)).to(device)
+        result = ((net(x, k, p)["composed"].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+        for r, (x0, y0, x1, y1, wx0, wy0, wx1, wy1) in zip(result, where):
+            core_hole = hole[y0:y1, x0:x1]
+            region = out[y0:y1, x0:x1]
+            region[core_hole] = r[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0][core_hole]
+            todo[y0:y1, x0:x1] = False
+    return out
