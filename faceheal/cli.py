@@ -89,7 +89,7 @@ def restore(
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
     grow: Optional[int] = typer.Option(None, "--grow", min=0, help="Grow the damage mask by this many pixels before repair (default: 0 for your masks, 1 for detected ones)."),
     change_radius: int = typer.Option(0, "--change-radius", min=0, help="Also blend the repair into this many pixels around the damage, feathered (default 0: only damaged pixels change)."),
-    fill_outside: str = typer.Option("auto", "--fill-outside", help="Damage outside every face: telea (OpenCV fills it), none (left as it was), or auto (telea for your masks, none for detected damage)."),
+    fill_outside: str = typer.Option("auto", "--fill-outside", help="Damage away from faces: auto (the texture inpainter beside the generator, OpenCV with --model telea), telea (OpenCV), or none (left as it was, and reported)."),
     grain: str = typer.Option("auto", "--grain", help="Give repairs the scan's grain: auto (on grainy scans), on, off."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Repair faces only; damage elsewhere is left as it was (and reported): --fill-outside none."),
     skip_no_face: bool = typer.Option(False, "--skip-no-face", help="Write nothing for photos without faces."),

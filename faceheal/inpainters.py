@@ -15,9 +15,10 @@ import numpy as np
 
 from faceheal.errors import UsageError
 from faceheal.model.classical import classical_fill
-from faceheal.model.weights import GENERATOR, shipped
+from faceheal.model.weights import GENERATOR, TEXTURE_NET, shipped
 
 DEFAULT_WEIGHTS = shipped(GENERATOR)
+DEFAULT_TEXTURE_WEIGHTS = shipped(TEXTURE_NET)
 
 
 @dataclass
@@ -44,6 +45,11 @@ class Inpainter(Protocol):
         """Per-crop CPU work the backend needs, done by restore's loader threads ahead of the model."""
         ...
 
+    def fill_region(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """Damage away from faces: image (H, W, 3) float32 in [0, 1] at the photo's resolution, hole
+        (H, W) bool -> a copy with the hole repaired."""
+        ...
+
     def describe(self) -> dict: ...
 
 
@@ -63,6 +69,9 @@ class TeleaInpainter:
     def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> None:
         return None
 
+    def fill_region(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        return classical_fill(image, hole, self.radius, self.method)
+
     def inpaint(self, crops: np.ndarray, holes: np.ndarray, priors: np.ndarray | None = None) -> InpaintResult:
         out = crops.copy()
         for i, (crop, hole) in enumerate(zip(crops, holes)):
@@ -80,7 +89,7 @@ class GeneratorInpainter:
     name = "generator"
 
     def __init__(self, weights: Path = DEFAULT_WEIGHTS, device: str = "auto", batch_size: int | None = None,
-                 precision: str = "auto"):
+                 precision: str = "auto", texture_weights: Path | None = DEFAULT_TEXTURE_WEIGHTS):
         import torch
 
         from faceheal.model.generator import load_generator
@@ -99,6 +108,22 @@ class GeneratorInpainter:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.crop_size = self.model.config.size
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
+        # damage away from faces: the texture inpainter where its weights are shipped, else OpenCV Telea
+        self.texture = self.texture_meta = None
+        if texture_weights is not None and Path(texture_weights).is_file():
+            from faceheal.model.tiles import load_tile_net
+
+            self.texture, self.texture_meta = load_tile_net(Path(texture_weights))
+            self.texture.to(self.device)
+            self.texture_weights = Path(texture_weights)
+
+    def fill_region(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        if self.texture is None:
+            return classical_fill(image, hole)
+        from faceheal.model.tiles import inpaint_windows
+
+        with self._autocast():
+            return inpaint_windows(self.texture, image, hole, batch_size=self.batch_size, device=self.device)
 
     def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray | None:
         """The classical fill stage 2 starts from (OpenCV Telea, CPU), for one crop."""
@@ -152,9 +177,12 @@ class GeneratorInpainter:
 
         if self._sha256 is None:  # once: every sidecar carries it
             self._sha256 = sha256_of(self.weights)
+            self._texture_sha256 = sha256_of(self.texture_weights) if self.texture is not None else None
+        away = ({"model": "faceheal-texture", "weights": str(self.texture_weights), "weights_sha256": self._texture_sha256}
+                if self.texture is not None else {"model": "opencv-telea"})
         return {"model": "faceheal-two-stage", "weights": str(self.weights),
                 "weights_sha256": self._sha256, "device": str(self.device),
-                "precision": self.precision, **self.meta}
+                "precision": self.precision, **self.meta, "away_from_faces": away}
 
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")

@@ -31,6 +31,7 @@ from faceheal.grain import add_grain, is_grainy
 from faceheal.inpainters import Inpainter, classical_fill
 from faceheal.model.weights import sha256_of
 from faceheal.masks.source import MaskSource, detected_masks
+from faceheal.model.windows import windows
 from faceheal.sources import Source, output_path
 
 
@@ -38,9 +39,10 @@ from faceheal.sources import Source, output_path
 class RestoreOptions:
     aligned: bool = False  # inputs are already aligned face crops: skip detection
     change_radius: int = 0  # px beyond the (grown) damage that may change, feathered to 0 there: 0 = the damage only
-    # damage no face crop covers: "telea" fills it (classically), None leaves it; "auto": telea for a mask the
-    # user drew, none for detected damage (the detector is trained on faces; away from them its finds
-    # are not yet trusted enough to repaint a photo: a clean photo must come back untouched)
+    # damage no face crop covers: "auto" repairs it with the backend's own region fill (the texture
+    # inpainter beside the generator, OpenCV with --model telea), "telea" with OpenCV, None leaves it.
+    # Detected damage too: the per-region decision (masks/decision.py) keeps a clean photo's flags away,
+    # and filling away from faces changed no more clean val photos (benchmarks/clean_photos.py)
     fill_outside: str | None = "auto"
     skip_no_face: bool = False  # no output at all for a photo without faces (default: a copy)
     layout_dir: Path | None = None  # write the predicted semantic layout of each face here
@@ -229,23 +231,38 @@ class Restorer:
             covered[y0:y1, x0:x1] |= weight >= 0.999
         uncovered = hole & ~covered
         if self._fills_outside() and uncovered.any():
-            ys, xs = np.nonzero(uncovered)
-            m = 8
-            y0, y1, x0, x1 = max(0, ys.min() - m), min(h, ys.max() + m + 1), max(0, xs.min() - m), min(w, xs.max() + m + 1)
-            local = uncovered[y0:y1, x0:x1]
-            canvas = to_float_rgb(out[y0:y1, x0:x1])
-            canvas[local] = classical_fill(canvas, local)[local]
-            if grain:
-                canvas = add_grain(canvas, local, rng)
-            out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], local)
+            with self._timed("away_from_faces"):
+                self._fill_away_from_faces(out, uncovered, grain, rng)
             uncovered[:] = False
         res.unrepaired_pixels = int(uncovered.sum())
         res.pixels_changed = count_changed(out, display)
         return out
 
+    def _fill_away_from_faces(self, out: np.ndarray, todo: np.ndarray, grain: bool, rng) -> None:
+        """Repair the damage no face crop took (in place, `todo` cleared as it goes) with the backend's
+        `fill_region`, window by window: a window is read in float with its context, every damage pixel
+        in it not repaired yet is hidden from the fill, and only its core is written back. Memory
+        follows the window, not the scan; a face's repair next to a window is its context."""
+        h, w = todo.shape
+        for x0, y0, x1, y1 in windows(todo, AWAY_WINDOW, AWAY_CONTEXT):
+            if not todo[y0:y1, x0:x1].any():
+                continue
+            wx0, wy0, wx1, wy1 = max(0, x0 - AWAY_CONTEXT), max(0, y0 - AWAY_CONTEXT), min(w, x1 + AWAY_CONTEXT), min(h, y1 + AWAY_CONTEXT)
+            canvas = to_float_rgb(out[wy0:wy1, wx0:wx1])
+            hidden = todo[wy0:wy1, wx0:wx1]
+            filled = (classical_fill(canvas, hidden) if self.options.fill_outside == "telea"
+                      else self.inpainter.fill_region(canvas, hidden))
+            core = np.zeros(hidden.shape, bool)
+            core[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0] = True
+            core &= hidden
+            canvas[core] = filled[core]
+            if grain:
+                canvas = add_grain(canvas, core, rng)
+            out[wy0:wy1, wx0:wx1] = from_float_rgb(canvas, out[wy0:wy1, wx0:wx1], core)
+            todo[wy0:wy1, wx0:wx1] &= ~core
+
     def _fills_outside(self) -> bool:
-        fill = self.options.fill_outside
-        return fill == "telea" or (fill == "auto" and not self.masks.is_auto)
+        return self.options.fill_outside is not None
 
     def finish(self, item: _Loaded, restored: list[np.ndarray], layouts: list[np.ndarray | None],
                out_path: Path) -> ImageResult:
@@ -262,7 +279,7 @@ class Restorer:
         if res.unrepaired_pixels:  # never "ok" with damage left: say how much, and why
             res.status = "partial"
             res.error = (f"{res.unrepaired_pixels} of {res.damaged_pixels} damaged pixels left unrepaired "
-                         f"(outside every face found; --fill-outside telea fills them)")
+                         f"(outside every face found: --faces-only or --fill-outside none)")
         if res.pixels_changed == 0:
             copy_exact(item.source.path, out_path)
             if res.status == "ok":
@@ -438,12 +455,13 @@ class Restorer:
         return res
 
     def _no_face(self, g: _Loaded, out_path: Path) -> ImageResult:
-        """No face: reported as a failure; the output is a copy (or, with --fill-outside, the
-        classical fill of the damage) unless --skip-no-face."""
+        """No face: reported as such; the output is a byte-for-byte copy (or, for a mask the user drew,
+        the photo with that damage repaired) unless --skip-no-face. Detected damage on a photo with no
+        face is left: faceheal restores portraits, and a copy is what an archive expects of the rest."""
         res = ImageResult(path=str(g.source.path), status="no-face", error=str(g.error))
         if self.options.skip_no_face:
             return res
-        if self._fills_outside() and g.hole is not None and g.hole.any():
+        if self._fills_outside() and not self.masks.is_auto and g.hole is not None and g.hole.any():
             g.faces, g.aligned = [], []
             res = self.finish(g, [], [], out_path)
             res.status, res.error = "no-face", str(g.error)
@@ -463,6 +481,9 @@ class Restorer:
 # on 20 val photos +0.01-0.05 dB (NVIDIA), +0.05-0.28 (strokes), +0.03-0.13 (scratches), lower LPIPS
 # everywhere, and far cheaper (Navier-Stokes on the rim, not the whole hole).
 CLASSICAL_RIM_PX = 1
+
+# damage away from faces is repaired in windows of this many px (cores), each read with this context
+AWAY_WINDOW, AWAY_CONTEXT = 1024, 64
 
 
 def _inner_distance(hole: np.ndarray) -> np.ndarray:
@@ -570,7 +591,7 @@ def restore_image(image: np.ndarray, mask: np.ndarray | None = None, inpainter: 
     masks = detected_masks() if mask is None else MaskSource(auto=lambda rgb, lm: mask.astype(bool), grow=0)
     restorer = Restorer(inpainter, detector, masks,  # a mask given is the caller's: all of it is repaired
                         RestoreOptions(aligned=aligned, change_radius=change_radius,
-                                       fill_outside="telea" if mask is not None else "auto"))
+                                       fill_outside="auto"))
     item = restorer.prepare(Source(Path("<memory>"), Path("memory.png")), Picture(pixels=image, format="PNG"))
     if item.error is not None:
         raise item.error

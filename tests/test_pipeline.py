@@ -240,3 +240,36 @@ def test_a_photo_without_a_face_is_written_at_once_and_its_pixels_released(tmp_p
     ref = weakref.ref(loaded.picture)
     loaded.picture = None
     assert ref() is None
+
+
+class _Marking(TeleaInpainter):
+    """Telea on faces; away from them paints a known colour, so the test sees which fill ran where."""
+
+    def fill_region(self, image, hole):
+        out = image.copy()
+        out[hole] = (0.0, 1.0, 0.0)
+        return out
+
+
+def test_detected_damage_away_from_faces_is_repaired_by_the_backend_by_default(tmp_path, portrait):
+    """The whole photo: detected damage away from every face is repaired too, by the backend's region
+    fill (window by window); --fill-outside telea uses OpenCV there instead; a photo with no face and
+    detected damage is still copied byte for byte. (Grain off: this old print is grainy, and grain
+    would change the marked colour.)"""
+    h, w = portrait.shape[:2]
+    far = np.zeros((h, w), bool)
+    far[h - 20:h - 10, 10:60] = True
+    write_png(tmp_path / "in" / "a.png", portrait)
+    write_png(tmp_path / "in" / "blank.png", np.full((120, 160, 3), 200, np.uint8))
+    masks = MaskSource(auto=lambda rgb, lm: far.copy() if rgb.shape[:2] == (h, w) else np.ones(rgb.shape[:2], bool), grow=0)
+    r = {Path(x.path).name: x for x in Restorer(_Marking(), MtcnnDetector(), masks, RestoreOptions(grain="off")).run(
+        expand_inputs([str(tmp_path / "in")]), tmp_path / "out")}
+    assert r["a.png"].status == "ok" and r["a.png"].unrepaired_pixels == 0
+    out = cv2.imread(str(tmp_path / "out" / "a.png"))[..., ::-1]
+    assert (out[far] == (0, 255, 0)).all() and (out[~far] == portrait[~far]).all()
+    assert r["blank.png"].status == "no-face"
+    assert (tmp_path / "out" / "blank.png").read_bytes() == (tmp_path / "in" / "blank.png").read_bytes()
+    [r] = Restorer(_Marking(), MtcnnDetector(), masks, RestoreOptions(fill_outside="telea", grain="off")).run(
+        expand_inputs([str(tmp_path / "in" / "a.png")]), tmp_path / "out2")
+    out = cv2.imread(str(tmp_path / "out2" / "a.png"))[..., ::-1]
+    assert r.unrepaired_pixels == 0 and not (out[far] == (0, 255, 0)).all(axis=1).any()

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn as nn
@@ -23,6 +22,7 @@ import torch.nn as nn
 from faceheal.errors import WeightsError
 from faceheal.model.classical import classical_fill
 from faceheal.model.texture import TextureNet
+from faceheal.model.windows import windows
 from faceheal.model.weights import float_state, load_weights, save_weights
 
 TILE_PRIOR_RADIUS = 3  # the Telea radius the network's classical input is computed with (as stage 2's)
@@ -93,30 +93,6 @@ def load_tile_net(path: Path) -> tuple[TileInpainterNet, dict]:
     except Exception as e:
         raise WeightsError(f"{path}: not texture inpainter weights ({type(e).__name__}: {e})") from None
     return net.eval(), payload.get("meta", {})
-
-
-def windows(hole: np.ndarray, core: int, context: int) -> list[tuple[int, int, int, int]]:
-    """Cores (x0, y0, x1, y1) of side <= `core` that together hold every hole pixel: each cluster of
-    damage (pieces within `context` px of each other) has its bounding box cut into a grid, and the
-    cells with damage in them are kept, in raster order."""
-    n, labels = cv2.connectedComponents(cv2.dilate(hole.astype(np.uint8), np.ones((2 * context + 1,) * 2, np.uint8)),
-                                        connectivity=8)
-    ys, xs = np.nonzero(hole)
-    if not len(ys):
-        return []
-    lab = labels[ys, xs]
-    x0s, y0s = np.full(n, 1 << 30), np.full(n, 1 << 30)
-    x1s, y1s = np.full(n, -1), np.full(n, -1)
-    np.minimum.at(x0s, lab, xs), np.minimum.at(y0s, lab, ys)
-    np.maximum.at(x1s, lab, xs + 1), np.maximum.at(y1s, lab, ys + 1)
-    out = []
-    for i in np.unique(lab):
-        for cy in range(y0s[i], y1s[i], core):
-            for cx in range(x0s[i], x1s[i], core):
-                box = (int(cx), int(cy), int(min(cx + core, x1s[i])), int(min(cy + core, y1s[i])))
-                if hole[box[1]:box[3], box[0]:box[2]].any():
-                    out.append(box)
-    return sorted(out, key=lambda b: (b[1], b[0]))
 
 
 @torch.inference_mode()

@@ -17,6 +17,7 @@ from faceheal.errors import WeightsError
 WEIGHTS_ENV = "FACEHEAL_WEIGHTS"
 GENERATOR = "faceheal-generator.pt"
 DAMAGE_NET = "faceheal-damage.pt"
+TEXTURE_NET = "faceheal-texture.pt"
 LPIPS = "lpips_alexnet.pt"
 
 
