@@ -11,8 +11,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from faceheal.images import LUMA
-
 
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
     """Per-image PSNR of two (B, C, H, W) batches."""
@@ -67,8 +65,7 @@ def hole_sharpness(image: torch.Tensor, hole: torch.Tensor, ring: int = 8) -> to
     a large hole scores well below 1 (a soft average), a noisy one above.
 
     image (B, 3, H, W) in any range, hole (B, 1, H, W) in {0, 1}."""
-    weights = torch.from_numpy(LUMA).to(image.device).view(1, 3, 1, 1)
-    luma = (image.float() * weights).sum(1, keepdim=True)
+    luma = (0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]).float()
     lap = torch.tensor([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=luma.dtype, device=luma.device).view(1, 1, 3, 3)
     energy = F.conv2d(F.pad(luma, (1, 1, 1, 1), mode="replicate"), lap) ** 2
     hole = (hole > 0.5).float()

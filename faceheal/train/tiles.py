@@ -2,9 +2,7 @@
 
 Samples are random tiles of the training photos at their own resolution (or scaled down by up to
 half, for scans of other resolutions): backgrounds, walls, clothes, hair, skin, print grain, with the
-seeded synthetic masks (strokes, scratches, blobs, irregular brushes; 2-50 % of the tile). The prior
-is the classical fill (damage away from faces) or, for 30 %, a softened copy of the truth (a big
-face's repair resampled up from its 256 px crop: the network learns to give it back its detail). The loss
+seeded synthetic masks (strokes, scratches, blobs, irregular brushes; 2-50 % of the tile). The loss
 is the generator's: hole-weighted L1 at every output scale + 0.5 (1 - SSIM). Checkpoint and curve on
 tiles of the 'val' photos (never trained on); the 'test' photos stay for the benchmark.
 """
@@ -20,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from faceheal.metrics import hole_sharpness, psnr, ssim
+from faceheal.metrics import psnr, ssim
 from faceheal.model.classical import classical_fill
 from faceheal.model.device import pick_device
 from faceheal.model.tiles import TILE_PRIOR_RADIUS, TileConfig, TileInpainterNet, from_face_texture, load_tile_net, save_tile_net
@@ -48,7 +46,6 @@ class TileTrainConfig:
     threads: int | None = None
     val_count: int = 64
     ema: float = 0.999
-    soft_prior: float = 0.3  # share of samples whose prior is a softened copy of the truth (see tile_batch)
 
 
 def load_photos(folders, split: str) -> list[np.ndarray]:
@@ -57,20 +54,9 @@ def load_photos(folders, split: str) -> list[np.ndarray]:
     return [p for f in folders for p in _load_backgrounds(Path(f), split, max_side=1600, min_side=128)]
 
 
-def soft_prior(tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The truth as a face repair resampled up from a 256 px crop looks: blurred (Gaussian sigma
-    0.7-3 px), a little off in tone and colour. Trained on it, the network adds back the detail and
-    grain of a big face's repair at the scan's resolution (`GeneratorInpainter.refine_region`)."""
-    sigma = rng.uniform(0.7, 3.0)
-    soft = cv2.GaussianBlur(tile, (0, 0), sigma)
-    soft = soft * rng.uniform(0.95, 1.05, 3).astype(np.float32) + rng.uniform(-0.03, 0.03, 3).astype(np.float32)
-    return np.clip(soft, 0, 1)
-
-
 def tile_batch(photos: list[np.ndarray], count: int, size: int, rng: np.random.Generator,
-               ratio: tuple[float, float], soft_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`count` random tiles (B, 3, S, S) in [-1, 1], their holes (B, 1, S, S) and priors: the
-    classical fill, or for `soft_share` of them a softened copy of the truth (`soft_prior`)."""
+               ratio: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`count` random tiles (B, 3, S, S) in [-1, 1], their holes (B, 1, S, S) and classical fills."""
     images, holes, priors = [], [], []
     for _ in range(count):
         photo = photos[rng.integers(len(photos))]
@@ -87,7 +73,7 @@ def tile_batch(photos: list[np.ndarray], count: int, size: int, rng: np.random.G
         hole = synthetic_mask(size, MASK_KINDS[rng.integers(len(MASK_KINDS))], ratio, int(rng.integers(1 << 31)))
         images.append(tile)
         holes.append(hole)
-        priors.append(soft_prior(tile, rng) if rng.random() < soft_share else classical_fill(tile, hole, TILE_PRIOR_RADIUS))
+        priors.append(classical_fill(tile, hole, TILE_PRIOR_RADIUS))
 
     def t(a):
         return torch.from_numpy(np.ascontiguousarray(np.stack(a))).permute(0, 3, 1, 2) * 2 - 1
@@ -114,8 +100,6 @@ class TileTrainer:
         self.step, self.elapsed = 0, 0.0
         self.best = -1e9
         self.val = tile_batch(val_photos, cfg.val_count, cfg.size, np.random.default_rng(1234), (0.05, 0.4))
-        # the big-face case: a soft copy of the truth as prior, with the holes of face repairs (large)
-        self.val_soft = tile_batch(val_photos, cfg.val_count // 2, cfg.size, np.random.default_rng(4321), (0.2, 0.6), 1.0)
 
     def _initial_net(self) -> TileInpainterNet:
         cfg = self.cfg
@@ -150,7 +134,7 @@ class TileTrainer:
     def next_step(self) -> dict:
         rng = np.random.default_rng([self.cfg.seed, self.step])
         image, hole, prior = (t.to(self.device) for t in tile_batch(self.photos, self.cfg.batch_size, self.cfg.size,
-                                                                    rng, self.cfg.mask_ratio, self.cfg.soft_prior))
+                                                                    rng, self.cfg.mask_ratio))
         out = self.net(image, hole, prior)
         losses = {"l1": multiscale_l1(out["outputs"], image, hole), "ssim": 1 - ssim(out["composed"], image).mean()}
         loss = losses["l1"] + 0.5 * losses["ssim"]
@@ -170,18 +154,9 @@ class TileTrainer:
         image, hole, prior = (t.to(self.device) for t in self.val)
         composed = self.ema(image, hole, prior)["composed"]
         telea = image * (1 - hole) + prior * hole
-        metrics = {"val_psnr": round(float(psnr(composed, image).mean()), 3),
-                   "val_ssim": round(float(ssim(composed, image).mean()), 4),
-                   "val_psnr_telea": round(float(psnr(telea, image).mean()), 3)}
-        image, hole, prior = (t.to(self.device) for t in self.val_soft)
-        refined = self.ema(image, hole, prior)["composed"]
-        soft = image * (1 - hole) + prior * hole
-        sharp = hole_sharpness(refined, hole) / hole_sharpness(image, hole)
-        metrics.update(val_soft_psnr=round(float(psnr(refined, image).mean()), 3),
-                       val_soft_psnr_prior=round(float(psnr(soft, image).mean()), 3),
-                       val_soft_sharpness=round(float(sharp.nanmedian()), 3),
-                       val_soft_sharpness_prior=round(float((hole_sharpness(soft, hole) / hole_sharpness(image, hole)).nanmedian()), 3))
-        return metrics
+        return {"val_psnr": round(float(psnr(composed, image).mean()), 3),
+                "val_ssim": round(float(ssim(composed, image).mean()), 4),
+                "val_psnr_telea": round(float(psnr(telea, image).mean()), 3)}
 
     def checkpoint(self) -> dict:
         metrics = self.validate()
@@ -189,9 +164,8 @@ class TileTrainer:
         torch.save(self.state(), tmp)
         tmp.replace(self.out / "last.pt")
         meta = {"step": self.step, "hours": round(self.elapsed / 3600, 3), **metrics}
-        score = metrics["val_psnr"] + metrics["val_soft_psnr"]  # both jobs: damage away from faces, big faces' detail
-        if score > self.best:  # the best held-out weights are the ones to ship
-            self.best = score
+        if metrics["val_psnr"] > self.best:  # the best held-out weights are the ones to ship
+            self.best = metrics["val_psnr"]
             save_tile_net(self.ema, self.out / "texture.pt", meta)
         return metrics
 
