@@ -90,6 +90,7 @@ def restore(
     grow: Optional[int] = typer.Option(None, "--grow", min=0, help="Grow the damage mask by this many pixels before repair (default: 0 for your masks, 1 for detected ones)."),
     change_radius: int = typer.Option(0, "--change-radius", min=0, help="Also blend the repair into this many pixels around the damage, feathered (default 0: only damaged pixels change)."),
     fill_outside: str = typer.Option("auto", "--fill-outside", help="Damage away from faces: auto (the texture inpainter beside the generator, OpenCV with --model telea), telea (OpenCV), or none (left as it was, and reported)."),
+    native_detail: bool = typer.Option(True, "--native-detail/--no-native-detail", help="Faces larger in the photo than the model's 256 px crop: near the damage's edge, the classical fill made at the photo's resolution (the resampled repair loses the pixels beside thin damage)."),
     grain: str = typer.Option("auto", "--grain", help="Give repairs the scan's grain: auto (on grainy scans), on, off."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Repair faces only; damage elsewhere is left as it was (and reported): --fill-outside none."),
     skip_no_face: bool = typer.Option(False, "--skip-no-face", help="Write nothing for photos without faces."),
@@ -148,7 +149,7 @@ def restore(
                                  fill_outside=None if fill_outside == "none" else fill_outside,
                                  skip_no_face=skip_no_face, layout_dir=save_layout, max_pixels=max_pixels,
                                  in_place=in_place, jpeg_quality=jpeg_quality, sidecar=sidecar,
-                                 skip_existing=skip_existing, grain=grain,
+                                 skip_existing=skip_existing, grain=grain, native_detail=native_detail,
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
         if mask is None and masks is None:
             damage_resolved = _check_damage_detector(damage_detector)

@@ -169,3 +169,38 @@ def test_an_aligned_crop_is_repaired_by_the_model_up_to_its_border(tmp_path):
     inner = hole & (cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3) > 1.5)  # past the classical rim
     assert green[inner].mean() > 0.97
     assert (out[~hole] == face[~hole]).all()
+
+
+def test_a_big_face_takes_the_photo_resolution_fill_near_the_damage_edge(tmp_path, portrait):
+    """A face 3x the crop's scale: thin damage comes back from the classical fill made at the photo's
+    resolution (the crop's resampled repair loses the pixels beside it), deep inside wide damage the
+    model's repair stays; --no-native-detail is the resampled repair everywhere."""
+    from faceheal.pipeline import photo_px_per_crop_px
+
+    big = cv2.resize(portrait, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    h, w = big.shape[:2]
+    faces = MtcnnDetector().detect(big)
+    assert faces
+    x0, y0, x1, y1 = (int(v) for v in faces[0].box)
+    hole = np.zeros((h, w), bool)
+    hole[(y0 + y1) // 2 - 2:(y0 + y1) // 2 + 3, x0 + 10:x1 - 10] = True  # a 5 px line across the face
+    hole[y0 + 20:y0 + 110, x0 + 20:x0 + 110] = True  # a 90 px block
+    write_png(tmp_path / "in" / "a.png", big)
+    write_png(tmp_path / "m.png", hole.astype(np.uint8) * 255)
+    results = {}
+    for native in (True, False):
+        restorer = Restorer(_FlatGenerator(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
+                            RestoreOptions(native_detail=native, grain="off"))
+        [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / f"out{native}")
+        assert r.status == "ok"
+        out = read_rgb(tmp_path / f"out{native}" / "a.png").astype(int)
+        results[native] = (out[..., 1] > 200) & (out[..., 0] < 60) & (out[..., 2] < 60)
+    from faceheal.faces.align import similarity_transform, template
+
+    assert photo_px_per_crop_px(similarity_transform(faces[0].landmarks, template(256))) > 2
+    line = hole.copy()
+    line[y0 + 20:y0 + 110, x0 + 20:x0 + 110] = False
+    deep = np.zeros_like(hole)
+    deep[y0 + 50:y0 + 80, x0 + 50:x0 + 80] = True
+    assert results[True][line].mean() < 0.05 and results[False][line].mean() > 0.5
+    assert results[True][deep].mean() > 0.95 and results[False][deep].mean() > 0.95
