@@ -598,7 +598,8 @@ def info() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"generator precision (--precision auto): {resolve_precision('auto', device)}")
     print(f"weights folder {weights.weights_dir()}" + (f" (from ${weights.WEIGHTS_ENV})" if os.environ.get(weights.WEIGHTS_ENV) else ""))
-    for what, name in (("generator", weights.GENERATOR), ("damage detector", weights.DAMAGE_NET), ("LPIPS metric", weights.LPIPS)):
+    for what, name in (("generator", weights.GENERATOR), ("damage detector", weights.DAMAGE_NET),
+                       ("texture inpainter", weights.TEXTURE_NET), ("LPIPS metric", weights.LPIPS)):
         path = weights.shipped(name)
         try:
             print(f"{what} weights {path.name} sha256 {weights.verify(path)} (verified)")

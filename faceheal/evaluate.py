@@ -119,6 +119,7 @@ def lpips_scores(pred: np.ndarray, truth: np.ndarray, batch: int = 32) -> np.nda
 def score(pred: np.ndarray, data: EvalSet) -> list[dict]:
     """Per-bin means of PSNR, SSIM (whole crop), L1 in the hole and LPIPS (when available)."""
     lp = lpips_scores(pred, data.faces)
+    sharpness = sharpness_by_bin(pred, data)
     rows = []
     for b, (lo, hi) in enumerate(BINS):
         sel = np.where(data.bins == b)[0]
@@ -128,9 +129,28 @@ def score(pred: np.ndarray, data: EvalSet) -> list[dict]:
         s = [image_ssim(pred[i], data.faces[i]) for i in sel]
         l1 = [float(np.abs(pred[i] - data.faces[i])[data.masks[i]].mean()) if data.masks[i].any() else 0.0 for i in sel]
         rows.append({"bin": f"{int(lo * 100)}-{int(hi * 100)}%", "n": len(sel), "psnr": float(np.mean(p)),
-                     "ssim": float(np.mean(s)), "l1_hole": float(np.mean(l1)),
+                     "ssim": float(np.mean(s)), "l1_hole": float(np.mean(l1)), "sharpness": sharpness[b],
                      "lpips": float(np.mean(lp[sel])) if lp is not None else None})
     return rows
+
+
+def sharpness_by_bin(pred: np.ndarray, data: EvalSet) -> list[float]:
+    """Per bin, the median over faces of the repair's no-reference sharpness (metrics.hole_sharpness)
+    over the real face's at the same hole: 1 = as detailed as the truth, an L1 model's soft fill less."""
+    import torch
+
+    from faceheal.metrics import hole_sharpness
+
+    def t(x):
+        return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()
+    hole = torch.from_numpy(data.masks[:, None].astype(np.float32))
+    ratio = (hole_sharpness(t(pred), hole) / hole_sharpness(t(data.faces), hole)).numpy()
+    out = []
+    for b in range(len(BINS)):
+        r = ratio[data.bins == b]
+        r = r[np.isfinite(r)]
+        out.append(float(np.median(r)) if len(r) else float("nan"))
+    return out
 
 
 def comparison_grid(data: EvalSet, results: dict[str, np.ndarray], per_bin: int = 2, tile: int = 160) -> np.ndarray:
@@ -149,10 +169,11 @@ def comparison_grid(data: EvalSet, results: dict[str, np.ndarray], per_bin: int 
 
 
 def markdown_table(scores: dict[str, list[dict]]) -> str:
-    """One row per hole-ratio bin; per method PSNR / SSIM / LPIPS (lower is better) / L1 in the hole."""
+    """One row per hole-ratio bin; per method PSNR / SSIM / LPIPS (lower is better) / L1 in the hole /
+    sharpness of the repair relative to the truth's (1 = as detailed)."""
     methods = list(scores)
     has_lpips = scores[methods[0]] and scores[methods[0]][0].get("lpips") is not None
-    unit = "PSNR / SSIM / LPIPS / L1" if has_lpips else "PSNR / SSIM / L1"
+    unit = "PSNR / SSIM / LPIPS / L1 / sharpness" if has_lpips else "PSNR / SSIM / L1 / sharpness"
     head = "| hole ratio | n | " + " | ".join(f"{m} {unit}" for m in methods) + " |"
     sep = "|---|---|" + "---|" * len(methods)
     lines = [head, sep]
@@ -162,7 +183,7 @@ def markdown_table(scores: dict[str, list[dict]]) -> str:
         for m in methods:
             x = scores[m][r]
             lp = f" / {x['lpips']:.3f}" if has_lpips else ""
-            cells.append(f"{x['psnr']:.2f} / {x['ssim']:.3f}{lp} / {x['l1_hole']:.4f}")
+            cells.append(f"{x['psnr']:.2f} / {x['ssim']:.3f}{lp} / {x['l1_hole']:.4f} / {x['sharpness']:.2f}")
         lines.append(f"| {row['bin']} | {row['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
