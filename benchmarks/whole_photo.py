@@ -132,7 +132,7 @@ def main() -> None:
             megapixels += h * w / 1e6
         runs = {"faceheal restore": run_restore(tmp / "in", tmp / "masks", tmp / "out_default", []),
                 "faceheal restore --model telea": run_restore(tmp / "in", tmp / "masks", tmp / "out_telea", ["--model", "telea"])}
-        rows = {}
+        rows, per_photo = {}, {}
         for label, (reports, seconds) in [*runs.items(), ("OpenCV Telea, whole photo", (None, t_telea)),
                                           ("undamaged photo (reference)", ("clean", 0.0))]:
             away, alldmg, left, seam_at, seam_beside = [], [], 0, [], []
@@ -153,6 +153,7 @@ def main() -> None:
                 v = psnr_on(out, rgb, hole & ~inside)
                 if v is not None:
                     away.append(v)
+                    per_photo.setdefault(name, {})[label] = round(v, 2)
                 alldmg.append(psnr_on(out, rgb, hole))
                 if boxes:
                     at, beside = seam_ratio_parts(out, hole, boxes)
@@ -164,7 +165,8 @@ def main() -> None:
                            "seam_ratio": round(float(np.mean(seam_at)) / max(float(np.mean(seam_beside)), 1e-9), 3) if seam_at else None,
                            "seconds_per_megapixel": round(seconds / megapixels, 2)}
     result = {"split": args.split, "photos": len(photos), "megapixels": round(megapixels, 2),
-              "weights": os.environ.get("FACEHEAL_WEIGHTS", "shipped"), "rows": rows}
+              "weights": os.environ.get("FACEHEAL_WEIGHTS", "shipped"), "rows": rows,
+              "psnr_away_from_faces_per_photo": per_photo}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "whole_photo" if args.split == "test" else f"whole_photo_{args.split}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))

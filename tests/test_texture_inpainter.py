@@ -122,3 +122,22 @@ def test_the_shipped_texture_inpainter_beats_opencv_away_from_faces():
         telea = classical_fill(damaged, hole)
         gains.append(image_psnr(ours[hole][None], region[hole][None]) - image_psnr(telea[hole][None], region[hole][None]))
     assert np.mean(gains) > 0.3, gains
+
+
+def test_windows_padded_to_the_batch_size_never_take_mirrored_damage_for_known_pixels():
+    """A thin strip of damage at the photo's edge, batched with a big window: its window is mirrored out
+    to the batch's size, and the mirrored paint must stay hidden (it bled white into such repairs)."""
+    from faceheal.model.weights import TEXTURE_NET, shipped
+
+    net, _ = load_tile_net(shipped(TEXTURE_NET))
+    rng = np.random.default_rng(0)
+    image = np.clip(0.4 + 0.02 * rng.standard_normal((300, 300, 3)), 0, 1).astype(np.float32)
+    hole = np.zeros((300, 300), bool)
+    hole[:, 294:] = True  # a 6 px strip along the right edge
+    hole[40:200, 20:180] = True  # a big block: the batch's windows are padded to its size
+    damaged = image.copy()
+    damaged[hole] = 1.0
+    out = inpaint_windows(net, damaged, hole, core=192, context=32, batch_size=8)
+    strip = np.zeros_like(hole)
+    strip[:, 294:] = True
+    assert abs(float(out[strip].mean()) - 0.4) < 0.05

@@ -124,10 +124,13 @@ def inpaint_windows(net: TileInpainterNet, image: np.ndarray, hole: np.ndarray, 
             th[:, :x0 - wx0] = th[:, x1 - wx0:] = False
             fill_mask = th | todo[wy0:wy1, wx0:wx1]  # damage in the context not repaired yet is hidden too
             prior = classical_fill(tile, fill_mask, TILE_PRIOR_RADIUS)
+            # padded to the batch's square by mirroring, the mask too: a mirrored damaged pixel is damage,
+            # never known context (white paint mirrored in as "known" bled into repairs at photo edges)
             pad = ((0, side - tile.shape[0]), (0, side - tile.shape[1]))
-            tiles.append(np.pad(tile, pad + ((0, 0),), mode="reflect" if min(tile.shape[:2]) > 1 else "edge"))
-            priors.append(np.pad(prior, pad + ((0, 0),), mode="reflect" if min(tile.shape[:2]) > 1 else "edge"))
-            holes.append(np.pad(fill_mask, pad))
+            mode = "reflect" if min(tile.shape[:2]) > 1 else "edge"
+            tiles.append(np.pad(tile, pad + ((0, 0),), mode=mode))
+            priors.append(np.pad(prior, pad + ((0, 0),), mode=mode))
+            holes.append(np.pad(fill_mask, pad, mode=mode))
         x = torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2).to(device) * 2 - 1
         p = torch.from_numpy(np.stack(priors)).permute(0, 3, 1, 2).to(device) * 2 - 1
         k = torch.from_numpy(np.stack(holes)[:, None].astype(np.float32)).to(device)
