@@ -55,7 +55,7 @@ def main() -> None:
         y0, y1, x0, x1 = 150, 420, 300, 1000  # the front rows
         cv2.imwrite(str(DOCS / "solvay_before_after.png"),
                     np.concatenate([label(before[y0:y1, x0:x1], "damaged (scratches painted in, mask given)"),
-                                    label(after[y0:y1, x0:x1], "faceheal: faces by the model, the other marked strokes by OpenCV")], 0))
+                                    label(after[y0:y1, x0:x1], "faceheal: faces by the model, the other marked strokes by the texture inpainter")], 0))
 
         run("restore", "examples/photos/bopbtl_a.png", "examples/photos/bopbtl_c.png", "-o", str(t / "auto"), "--review")
         run("mask", "examples/photos/bopbtl_a.png", "examples/photos/bopbtl_c.png", "-o", str(t / "masks"), "--overlay")
