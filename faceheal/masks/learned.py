@@ -19,8 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from faceheal.errors import WeightsError
-from faceheal.model.weights import DAMAGE_NET, float_state, load_weights, save_weights, shipped
+from faceheal.model.weights import DAMAGE_NET, load_network, save_weights, shipped
 
 DEFAULT_DAMAGE_WEIGHTS = shipped(DAMAGE_NET)
 
@@ -130,14 +129,8 @@ def save_damage_net(model: DamageNet, path: Path, meta: dict | None = None) -> s
 
 def load_damage_net(path: Path = DEFAULT_DAMAGE_WEIGHTS) -> tuple[DamageNet, dict]:
     """Load verified weights; raises WeightsError with the reason."""
-    payload = load_weights(path)
-    try:
-        cfg = payload["config"]
-        model = DamageNet(DamageNetConfig(widths=tuple(cfg["widths"]), tophat=int(cfg["tophat"])))
-        model.load_state_dict(float_state(payload))
-    except Exception as e:  # noqa: BLE001 - any shape problem is a weights problem
-        raise WeightsError(f"{path}: not damage detector weights ({e})") from None
-    return model.eval(), payload.get("meta", {})
+    return load_network(path, lambda cfg: DamageNet(DamageNetConfig(widths=tuple(cfg["widths"]), tophat=int(cfg["tophat"]))),
+                        "damage detector")
 
 
 class LearnedDamageDetector:

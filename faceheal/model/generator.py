@@ -17,8 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from faceheal.errors import WeightsError
-from faceheal.model.weights import float_state, load_weights, save_weights
+from faceheal.model.weights import load_network, save_weights
 from faceheal.model.blocks import push_pull_fill
 from faceheal.model.layout import LayoutNet
 from faceheal.model.semantics import NUM_CLASSES
@@ -137,11 +136,4 @@ def save_generator(model: TwoStageGenerator, path: Path, meta: dict | None = Non
 
 def load_generator(path: Path) -> tuple[TwoStageGenerator, dict]:
     """Load verified weights; raises `WeightsError` with the reason."""
-    payload = load_weights(path)
-    try:
-        model = TwoStageGenerator(GeneratorConfig.from_dict(payload["config"]))
-        model.load_state_dict(float_state(payload))
-    except Exception as e:
-        raise WeightsError(f"{path}: not generator weights ({type(e).__name__}: {e})") from None
-    model.eval()
-    return model, payload.get("meta", {})
+    return load_network(path, lambda config: TwoStageGenerator(GeneratorConfig.from_dict(config)), "generator")

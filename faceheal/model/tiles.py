@@ -19,11 +19,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from faceheal.errors import WeightsError
 from faceheal.model.classical import classical_fill
 from faceheal.model.texture import TextureNet
 from faceheal.model.windows import windows
-from faceheal.model.weights import float_state, load_weights, save_weights
+from faceheal.model.weights import load_network, save_weights
 
 TILE_PRIOR_RADIUS = 3  # the Telea radius the network's classical input is computed with (as stage 2's)
 
@@ -86,13 +85,7 @@ def save_tile_net(net: TileInpainterNet, path: Path, meta: dict | None = None) -
 
 def load_tile_net(path: Path) -> tuple[TileInpainterNet, dict]:
     """Load verified weights; raises `WeightsError` with the reason."""
-    payload = load_weights(path)
-    try:
-        net = TileInpainterNet(TileConfig.from_dict(payload["config"]))
-        net.load_state_dict(float_state(payload))
-    except Exception as e:
-        raise WeightsError(f"{path}: not texture inpainter weights ({type(e).__name__}: {e})") from None
-    return net.eval(), payload.get("meta", {})
+    return load_network(path, lambda config: TileInpainterNet(TileConfig.from_dict(config)), "texture inpainter")
 
 
 @torch.inference_mode()

@@ -86,6 +86,18 @@ def float_state(payload: dict) -> dict:
     return {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
 
 
+def load_network(path: str | os.PathLike, build, what: str):
+    """(network in eval mode, meta) from a verified weights file: `build(config)` makes the module, the
+    state dict is loaded in float32; any mismatch is a WeightsError naming `what` the file should hold."""
+    payload = load_weights(path)
+    try:
+        net = build(payload["config"])
+        net.load_state_dict(float_state(payload))
+    except Exception as e:  # any shape or key problem is a weights problem
+        raise WeightsError(f"{path}: not {what} weights ({type(e).__name__}: {e})") from None
+    return net.eval(), payload.get("meta", {})
+
+
 def save_weights(model, config: dict, path: str | os.PathLike, meta: dict | None = None, half: bool = True) -> str:
     """Write a torch module's {"config", "state_dict", "meta"} (fp16 by default) through a temp file,
     then its SHA-256."""
