@@ -92,45 +92,46 @@ def load_tile_net(path: Path) -> tuple[TileInpainterNet, dict]:
 def inpaint_windows(net: TileInpainterNet, image: np.ndarray, hole: np.ndarray, core: int = 192, context: int = 32,
                     batch_size: int = 8, device: str | torch.device = "cpu") -> np.ndarray:
     """Fill `hole` of a float RGB image (H, W, 3) in [0, 1] with the network, window by window at the
-    image's own resolution; returns a copy with only hole pixels changed. Windows go in raster order,
-    a batch at a time; a window sees the repairs of the batches before it as known pixels (damage not
-    repaired yet is hidden from it), so a long scratch continues one repair."""
+    image's own resolution; returns a copy with only hole pixels changed. Windows of one shape go
+    together, a batch at a time; a window sees the repairs of the batches before it as known pixels
+    (damage not repaired yet is hidden from it), so a long scratch continues one repair."""
     out = image.astype(np.float32, copy=True)
     h, w = hole.shape
     m = net.multiple
     net = net.to(device)
-    boxes = windows(hole, core, context)
     todo = hole.copy()  # damage not repaired yet
-    for s in range(0, len(boxes), batch_size):
-        group = boxes[s:s + batch_size]
-        tiles, holes, priors, where = [], [], [], []
-        side = 0
-        for x0, y0, x1, y1 in group:
-            wx0, wy0, wx1, wy1 = max(0, x0 - context), max(0, y0 - context), min(w, x1 + context), min(h, y1 + context)
-            side = max(side, wx1 - wx0, wy1 - wy0)
-            where.append((x0, y0, x1, y1, wx0, wy0, wx1, wy1))
-        side = -(-side // m) * m
-        for x0, y0, x1, y1, wx0, wy0, wx1, wy1 in where:
-            tile = out[wy0:wy1, wx0:wx1]
-            th = hole[wy0:wy1, wx0:wx1].copy()
-            th[:y0 - wy0] = th[y1 - wy0:] = False  # only the core's damage is filled here; the rest is context
-            th[:, :x0 - wx0] = th[:, x1 - wx0:] = False
-            fill_mask = th | todo[wy0:wy1, wx0:wx1]  # damage in the context not repaired yet is hidden too
-            prior = classical_fill(tile, fill_mask, TILE_PRIOR_RADIUS)
-            # padded to the batch's square by mirroring, the mask too: a mirrored damaged pixel is damage,
-            # never known context (white paint mirrored in as "known" bled into repairs at photo edges)
-            pad = ((0, side - tile.shape[0]), (0, side - tile.shape[1]))
-            mode = "reflect" if min(tile.shape[:2]) > 1 else "edge"
-            tiles.append(np.pad(tile, pad + ((0, 0),), mode=mode))
-            priors.append(np.pad(prior, pad + ((0, 0),), mode=mode))
-            holes.append(np.pad(fill_mask, pad, mode=mode))
-        x = torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2).to(device) * 2 - 1
-        p = torch.from_numpy(np.stack(priors)).permute(0, 3, 1, 2).to(device) * 2 - 1
-        k = torch.from_numpy(np.stack(holes)[:, None].astype(np.float32)).to(device)
-        result = ((net(x, k, p)["composed"].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
-        for r, (x0, y0, x1, y1, wx0, wy0, wx1, wy1) in zip(result, where):
-            core_hole = hole[y0:y1, x0:x1]
-            region = out[y0:y1, x0:x1]
-            region[core_hole] = r[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0][core_hole]
-            todo[y0:y1, x0:x1] = False
+    # each window padded only up to the network's stride, and batched with windows of the same padded
+    # shape (a small window padded to a big one's size cost as much as the big one)
+    groups: dict[tuple[int, int], list] = {}
+    for x0, y0, x1, y1 in windows(hole, core, context):
+        wx0, wy0, wx1, wy1 = max(0, x0 - context), max(0, y0 - context), min(w, x1 + context), min(h, y1 + context)
+        shape = (-(-(wy1 - wy0) // m) * m, -(-(wx1 - wx0) // m) * m)
+        groups.setdefault(shape, []).append((x0, y0, x1, y1, wx0, wy0, wx1, wy1))
+    for (ph, pw), group in groups.items():
+        for s in range(0, len(group), batch_size):
+            where = group[s:s + batch_size]
+            tiles, holes, priors = [], [], []
+            for x0, y0, x1, y1, wx0, wy0, wx1, wy1 in where:
+                tile = out[wy0:wy1, wx0:wx1]
+                th = hole[wy0:wy1, wx0:wx1].copy()
+                th[:y0 - wy0] = th[y1 - wy0:] = False  # only the core's damage is filled here; the rest is context
+                th[:, :x0 - wx0] = th[:, x1 - wx0:] = False
+                fill_mask = th | todo[wy0:wy1, wx0:wx1]  # damage in the context not repaired yet is hidden too
+                prior = classical_fill(tile, fill_mask, TILE_PRIOR_RADIUS)
+                # padded by mirroring, the mask too: a mirrored damaged pixel is damage, never known
+                # context (white paint mirrored in as "known" bled into repairs at photo edges)
+                pad = ((0, ph - tile.shape[0]), (0, pw - tile.shape[1]))
+                mode = "reflect" if min(tile.shape[:2]) > 1 else "edge"
+                tiles.append(np.pad(tile, pad + ((0, 0),), mode=mode))
+                priors.append(np.pad(prior, pad + ((0, 0),), mode=mode))
+                holes.append(np.pad(fill_mask, pad, mode=mode))
+            x = torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2).to(device) * 2 - 1
+            p = torch.from_numpy(np.stack(priors)).permute(0, 3, 1, 2).to(device) * 2 - 1
+            k = torch.from_numpy(np.stack(holes)[:, None].astype(np.float32)).to(device)
+            result = ((net(x, k, p)["composed"].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+            for r, (x0, y0, x1, y1, wx0, wy0, wx1, wy1) in zip(result, where):
+                core_hole = hole[y0:y1, x0:x1]
+                region = out[y0:y1, x0:x1]
+                region[core_hole] = r[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0][core_hole]
+                todo[y0:y1, x0:x1] = False
     return out
