@@ -36,7 +36,7 @@ from faceheal.faces.find import find_faces  # noqa: E402
 from faceheal.images import read_image, to_rgb8  # noqa: E402
 from faceheal.lpips import load_lpips  # noqa: E402
 from faceheal.masks.synthetic import synthetic_mask  # noqa: E402
-from faceheal.metrics import hole_sharpness  # noqa: E402
+from faceheal.metrics import hole_sharpness, image_psnr  # noqa: E402
 from faceheal.model.classical import classical_fill  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -111,8 +111,7 @@ def main() -> None:
                         if not path.is_file():
                             continue
                         out = cv2.imread(str(path))[..., ::-1]
-                    mse = float(((out[hole].astype(np.float64) - rgb[hole]) ** 2).mean()) / 255 ** 2
-                    ps.append(10 * np.log10(1 / max(mse, 1e-12)))
+                    ps.append(image_psnr(out[hole][None] / 255.0, rgb[hole][None] / 255.0))
                     x0, y0, x1, y1 = boxes[name]
                     a = cv2.resize(out[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA)
                     b = cv2.resize(rgb[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA)

@@ -35,6 +35,7 @@ from faceheal.evaluate_photos import held_out_photos  # noqa: E402
 from faceheal.faces.align import crop_region, similarity_transform, template  # noqa: E402
 from faceheal.images import read_image, to_rgb8  # noqa: E402
 from faceheal.masks.synthetic import synthetic_mask  # noqa: E402
+from faceheal.metrics import image_psnr  # noqa: E402
 from faceheal.model.classical import classical_fill  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -44,8 +45,7 @@ KINDS = ("strokes", "scratches", "blobs")
 def psnr_on(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float | None:
     if not where.any():
         return None
-    mse = float(((a[where].astype(np.float64) - b[where].astype(np.float64)) ** 2).mean()) / 255 ** 2
-    return 10 * np.log10(1 / max(mse, 1e-12))
+    return image_psnr(a[where][None] / 255.0, b[where][None] / 255.0)
 
 
 def footprints(faces: list[dict], shape: tuple[int, int]) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:

@@ -113,10 +113,9 @@ def inpaint_windows(net: TileInpainterNet, image: np.ndarray, hole: np.ndarray, 
             tiles, holes, priors = [], [], []
             for x0, y0, x1, y1, wx0, wy0, wx1, wy1 in where:
                 tile = out[wy0:wy1, wx0:wx1]
-                th = hole[wy0:wy1, wx0:wx1].copy()
-                th[:y0 - wy0] = th[y1 - wy0:] = False  # only the core's damage is filled here; the rest is context
-                th[:, :x0 - wx0] = th[:, x1 - wx0:] = False
-                fill_mask = th | todo[wy0:wy1, wx0:wx1]  # damage in the context not repaired yet is hidden too
+                # every damaged pixel of the window not repaired yet is hidden: the core's, which this window
+                # repairs, and the context's (only the core is written back below)
+                fill_mask = todo[wy0:wy1, wx0:wx1].copy()
                 prior = classical_fill(tile, fill_mask, TILE_PRIOR_RADIUS)
                 # padded by mirroring, the mask too: a mirrored damaged pixel is damage, never known
                 # context (white paint mirrored in as "known" bled into repairs at photo edges)

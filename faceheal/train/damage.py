@@ -26,7 +26,7 @@ from faceheal.masks.families import FAMILIES, render_family
 from faceheal.masks.render import DAMAGE_KINDS, render_damage
 from faceheal.masks.synthetic import synthetic_mask
 from faceheal.train.data import PreparedFaces
-from faceheal.train.looping import train_loop
+from faceheal.train.looping import save_last, train_loop
 from faceheal.train.negatives import NEGATIVE_KINDS, hard_negative
 
 TRAIN_KINDS = DAMAGE_KINDS + ("painted",)
@@ -281,7 +281,5 @@ class DamageTrainer:
             save_damage_net(self.model.eval(), self.out / "damage.pt",
                             meta={"step": self.step, "hours": round(self.elapsed / 3600, 3),
                                   "families": list(self.cfg.families), **metrics})
-        tmp = self.out / "last.pt.part"
-        torch.save(self.state(), tmp)
-        tmp.replace(self.out / "last.pt")
+        save_last(self.state(), self.out)
         return metrics

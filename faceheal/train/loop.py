@@ -24,7 +24,7 @@ from faceheal.model.discriminator import PatchDiscriminator
 from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
 from faceheal.train.data import PreparedFaces, fixed_validation
 from faceheal.metrics import hole_sharpness, psnr, ssim
-from faceheal.train.looping import train_loop
+from faceheal.train.looping import save_last, train_loop, update_ema
 from faceheal.train.losses import hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1
 
 
@@ -125,9 +125,7 @@ class Trainer:
                 "generator_config": asdict(self.model.config)}
 
     def save_checkpoint(self) -> None:
-        tmp = self.out / "last.pt.part"
-        torch.save(self.state(), tmp)
-        tmp.replace(self.out / "last.pt")
+        save_last(self.state(), self.out)
         save_generator(self.ema, self.out / "generator.pt",
                        meta={"step": self.step, "phase": self.cfg.phase, "size": self.cfg.size,
                              "hours": round(self.elapsed / 3600, 3), "device": str(self.device)})
@@ -193,12 +191,7 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             losses["adv_d"].backward()
             self.opt_d.step()
-        with torch.no_grad():
-            decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
-            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
-                pe.lerp_(pm.detach(), 1 - decay)
-            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
-                be.copy_(bm)
+        update_ema(self.ema, self.model, self.step, self.cfg.ema)
         self.step += 1
         return {k: float(v.detach()) for k, v in losses.items()}
 

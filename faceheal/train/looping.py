@@ -71,3 +71,26 @@ def train_loop(trainer: Trains, out: Path, steps: int | None, minutes: float | N
             if trainer.step > start:
                 metrics = checkpoint()
     return {"step": trainer.step, "hours": round(trainer.elapsed / 3600, 3), **metrics}
+
+
+def save_last(state: dict, out: Path) -> None:
+    """Write a trainer's state to OUT/last.pt through a temp file: a run killed mid-write keeps the
+    previous checkpoint, and `--resume` never reads half a file."""
+    import torch
+
+    tmp = out / "last.pt.part"
+    torch.save(state, tmp)
+    tmp.replace(out / "last.pt")
+
+
+def update_ema(ema, model, step: int, ceiling: float) -> None:
+    """Move the EMA copy's weights towards the model's (decay rising from 0.1 to `ceiling`, so the
+    average does not remember the random start), buffers copied as they are."""
+    import torch
+
+    with torch.no_grad():
+        decay = min(ceiling, (1 + step) / (10 + step))
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm.detach(), 1 - decay)
+        for be, bm in zip(ema.buffers(), model.buffers()):
+            be.copy_(bm)

@@ -23,7 +23,7 @@ from faceheal.model.classical import classical_fill
 from faceheal.model.device import pick_device
 from faceheal.model.tiles import TILE_PRIOR_RADIUS, TileConfig, TileInpainterNet, from_face_texture, load_tile_net, save_tile_net
 from faceheal.masks.synthetic import synthetic_mask
-from faceheal.train.looping import train_loop
+from faceheal.train.looping import save_last, train_loop, update_ema
 from faceheal.train.losses import multiscale_l1
 
 MASK_KINDS = ("strokes", "scratches", "blobs", "irregular")
@@ -142,10 +142,7 @@ class TileTrainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
         self.opt.step()
-        with torch.no_grad():
-            decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
-            for pe, pm in zip(self.ema.parameters(), self.net.parameters()):
-                pe.lerp_(pm.detach(), 1 - decay)
+        update_ema(self.ema, self.net, self.step, self.cfg.ema)
         self.step += 1
         return {k: float(v.detach()) for k, v in losses.items()}
 
@@ -160,9 +157,7 @@ class TileTrainer:
 
     def checkpoint(self) -> dict:
         metrics = self.validate()
-        tmp = self.out / "last.pt.part"
-        torch.save(self.state(), tmp)
-        tmp.replace(self.out / "last.pt")
+        save_last(self.state(), self.out)
         meta = {"step": self.step, "hours": round(self.elapsed / 3600, 3), **metrics}
         if metrics["val_psnr"] > self.best:  # the best held-out weights are the ones to ship
             self.best = metrics["val_psnr"]
