@@ -2,8 +2,9 @@
 
 Held-out CelebA-HQ photos (512 px; the 'test' split by default, 'val' for choices), whose faces are
 2-3 times the model's crop scale, and (test only) the modern selfies of ../shared/data/photos/large
-(faces 5-10 times it). White damage over 15-35 % of the main face's box, the mask supplied (thin strokes on half the photos, wide irregular brush marks on the others). Restored with the default (`--native-detail`: the texture inpainter restores the repair's
-detail at the photo's resolution) and `--no-native-detail` (the 256 px result resampled up), and by
+(faces 5-10 times it). White damage over 15-35 % of the main face's box, the mask supplied (thin strokes on half the photos, wide irregular brush marks on the others). Restored with the default (`--native-detail`: the photo-resolution classical fill near the damage's
+edge, the model's repair deeper in, and the surroundings' fine texture given to the repair) and
+`--no-native-detail` (the 256 px result resampled up, as smooth as the crop), and by
 OpenCV Telea on the whole photo. Scores over the damaged pixels against the undamaged photo: PSNR,
 LPIPS of the face box (resized to 256), and the no-reference sharpness ratio of the repair to its
 surroundings (faceheal/metrics.py `hole_sharpness`; the undamaged photo's own ratio at the same
@@ -49,7 +50,7 @@ def tensor(img: np.ndarray) -> torch.Tensor:
 def restore(folder: Path, masks: Path, out: Path, extra: list[str]) -> float:
     t0 = time.time()
     subprocess.run([sys.executable, "-m", "faceheal", "restore", str(folder), "-o", str(out), "--masks", str(masks),
-                    "--quiet", "--grain", "off", *extra], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    "--quiet", *extra], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env=os.environ.copy())
     return time.time() - t0
 
@@ -59,7 +60,9 @@ def main() -> None:
     ap.add_argument("--split", choices=("val", "test"), default="test")
     ap.add_argument("--limit", type=int, default=16)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--restore-args", default="", help="more `faceheal restore` options for both faceheal runs (trials)")
     args = ap.parse_args()
+    extra_args = args.restore_args.split()
     sets = {"CelebA-HQ, 512 px": held_out_photos(SHARED / "faces" / "celebamask" / "images", args.split, args.limit)}
     if args.split == "test":  # never used for a choice: modern selfies of 2-4 thousand px, faces of 600-1500 px
         sets["photos/large (selfies, 2-4k px)"] = sorted(p for p in (SHARED / "photos" / "large").iterdir() if p.is_file())
@@ -91,8 +94,8 @@ def main() -> None:
                 cv2.imwrite(str(inp / name), damaged[..., ::-1])
                 cv2.imwrite(str(masks / name), hole.astype(np.uint8) * 255)
                 clean[name], holes[name], boxes[name] = rgb, hole, (x0, y0, x1, y1)
-            outs = {"faceheal (native detail)": (tmp / f"a{side}", []),
-                    "faceheal --no-native-detail (256 px resampled)": (tmp / f"b{side}", ["--no-native-detail"])}
+            outs = {"faceheal (native detail)": (tmp / f"a{side}", extra_args),
+                    "faceheal --no-native-detail (256 px resampled)": (tmp / f"b{side}", ["--no-native-detail", *extra_args])}
             rows = {}
             for label, (folder, extra) in outs.items():
                 seconds = restore(inp, masks, folder, extra)
@@ -126,11 +129,13 @@ def main() -> None:
             result["sets"][set_name] = table
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "big_faces" if args.split == "test" else f"big_faces_{args.split}"
+    if args.restore_args:
+        stem += "_trial"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = ["# Big faces: detail of the repair at the photo's resolution", "",
              f"Held-out CelebA-HQ photos ('{args.split}' split, 512 px, faces about 300 px: 2-3x the model's crop scale)"
              + (" and the modern selfies of photos/large (faces of 600-1500 px)" if args.split == "test" else "") +
-             "; white damage over 15-35 % of the main face's box (thin strokes on half the photos, wide brush marks on the other half), mask supplied, `--grain off`; weights: " + result["weights"] + ".", "",
+             "; white damage over 15-35 % of the main face's box (thin strokes on half the photos, wide brush marks on the other half), mask supplied, default options otherwise (`--grain auto`: big faces' repairs get the fine texture around them); weights: " + result["weights"] + ".", "",
              "| photos | method | PSNR (damaged pixels) | LPIPS (face box) | sharpness of the repair (undamaged photo's own) | seconds (run) |",
              "|---|---|---|---|---|---|"]
     for side, table in result["sets"].items():

@@ -90,7 +90,7 @@ def restore(
     grow: Optional[int] = typer.Option(None, "--grow", min=0, help="Grow the damage mask by this many pixels before repair (default: 0 for your masks, 1 for detected ones)."),
     change_radius: int = typer.Option(0, "--change-radius", min=0, help="Also blend the repair into this many pixels around the damage, feathered (default 0: only damaged pixels change)."),
     fill_outside: str = typer.Option("auto", "--fill-outside", help="Damage away from faces: auto (the texture inpainter beside the generator, OpenCV with --model telea), telea (OpenCV), or none (left as it was, and reported)."),
-    native_detail: bool = typer.Option(True, "--native-detail/--no-native-detail", help="Faces larger in the photo than the model's 256 px crop: near the damage's edge, the classical fill made at the photo's resolution (the resampled repair loses the pixels beside thin damage)."),
+    native_detail: bool = typer.Option(True, "--native-detail/--no-native-detail", help="Faces larger in the photo than the model's 256 px crop: near the damage's edge, the classical fill made at the photo's resolution (the resampled repair loses the pixels beside thin damage), and the repair given the fine texture around it (unless --grain off)."),
     grain: str = typer.Option("auto", "--grain", help="Give repairs the scan's grain: auto (on grainy scans), on, off."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Repair faces only; damage elsewhere is left as it was (and reported): --fill-outside none."),
     skip_no_face: bool = typer.Option(False, "--skip-no-face", help="Write nothing for photos without faces."),
@@ -223,7 +223,10 @@ class _RunLog:
             if self.debug and r.traceback:
                 _err(r.traceback.rstrip())
         elif r.status == "no-face":
-            _err(f"{r.path}: {r.error}" + ("" if self.skip_no_face else " (copied unchanged)"))
+            done = ("" if self.skip_no_face else
+                    f" (the drawn damage repaired without a face model: {r.pixels_changed} px changed)" if r.pixels_changed
+                    else " (copied unchanged)")
+            _err(f"{r.path}: {r.error}{done}")
         elif r.status == "partial":
             _err(f"{r.path}: warning: {r.error}")
         line = json.dumps(r.to_json()) + "\n"

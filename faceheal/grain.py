@@ -17,6 +17,7 @@ from faceheal.images import LUMA, to_float_rgb
 
 FINE_SIGMA = 1.0  # the high-pass: the image minus its Gaussian blur of this sigma (px)
 REACH = 10.0  # px: how far around a pixel the noise level is measured
+FAR_WEIGHT = 0.05  # below this share of measured pixels within REACH, the level comes from farther
 _WHITE_GAIN = None  # the high-pass RMS of unit white noise, measured once
 
 
@@ -48,7 +49,19 @@ def local_noise(gray: np.ndarray, where: np.ndarray) -> np.ndarray:
     hp2 = np.minimum(hp * hp, (3 * robust) ** 2) * where
     num = cv2.GaussianBlur(hp2, (0, 0), REACH)
     den = cv2.GaussianBlur(where.astype(np.float32), (0, 0), REACH)
-    return np.sqrt(num / np.maximum(den, 1e-3)).astype(np.float32)
+    level = num / np.maximum(den, 1e-6)
+    far = den < FAR_WEIGHT  # deep inside wide damage the near estimate runs out of pixels
+    if far.any():  # ... there it comes from farther (4x the reach, on a 4x smaller grid), then the whole region
+        h, w = gray.shape
+        small = (max(1, w // 4), max(1, h // 4))
+        wide_num = cv2.GaussianBlur(cv2.resize(hp2, small, interpolation=cv2.INTER_AREA), (0, 0), REACH)
+        wide_den = cv2.GaussianBlur(cv2.resize(where.astype(np.float32), small, interpolation=cv2.INTER_AREA), (0, 0), REACH)
+        whole = float(hp2[where].mean())
+        wide = np.where(wide_den > 1e-4, wide_num / np.maximum(wide_den, 1e-6), whole)
+        wide = cv2.resize(wide.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        t = den[far] / FAR_WEIGHT
+        level[far] = t * level[far] + (1 - t) * wide[far]
+    return np.sqrt(level).astype(np.float32)
 
 
 def add_grain(rgb: np.ndarray, repaired: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -234,7 +234,9 @@ class Restorer:
                     canvas[rim] = classical_fill(canvas, rim, 5, cv2.INPAINT_NS)[rim]
             if tone is not None and changed.any():  # a toned print: repairs take its tone, not the model's colour
                 canvas[changed] = apply_tone(tone, canvas[changed])
-            if grain:
+            # a big face's repair, resampled up from the crop, lacks every frequency above the crop's: the
+            # surroundings' fine texture (skin, grain, sensor noise) is given back unless --grain off
+            if grain or (big and self.options.grain == "auto"):
                 canvas = add_grain(canvas, changed, rng)
             out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], changed)
             covered[y0:y1, x0:x1] |= weight >= 0.999

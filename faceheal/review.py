@@ -47,9 +47,12 @@ def _write_jpeg(path: Path, rgb8: np.ndarray) -> None:
     write_atomic(path, enc.tobytes())
 
 
-def _overlay(rgb8: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _overlay(rgb8: np.ndarray, mask: np.ndarray, left: np.ndarray | None = None) -> np.ndarray:
+    """The damage in red over the photo; the damage left unrepaired, if any, in yellow."""
     out = rgb8.astype(np.float32)
     out[mask] = out[mask] * 0.35 + np.array([255, 40, 40], np.float32) * 0.65
+    if left is not None:
+        out[left] = out[left] * 0.2 + np.array([255, 230, 0], np.float32) * 0.8
     return out.astype(np.uint8)
 
 
@@ -59,7 +62,8 @@ def make_thumbnails(record: dict, out_dir: Path, index: int, layout_dir: Path | 
     card = {"id": index, "path": record["path"], "output": record.get("output"), "status": record["status"],
             "error": record.get("error"), "faces": len([f for f in record.get("faces", []) if f.get("box")]),
             "mask_ratio": max([f.get("mask_ratio", 0) for f in record.get("faces", [])] or [0]),
-            "pixels_changed": record.get("pixels_changed", 0), "seconds": record.get("seconds", 0)}
+            "pixels_changed": record.get("pixels_changed", 0), "seconds": record.get("seconds", 0),
+            "damage_left": record.get("unrepaired_pixels", 0)}
     try:
         before = to_rgb8(read_image(record["path"]).display())
     except Exception:
@@ -82,8 +86,12 @@ def make_thumbnails(record: dict, out_dir: Path, index: int, layout_dir: Path | 
         card["mask_from"] = "changed pixels"
     if mask.shape != before.shape[:2]:
         mask = np.zeros(before.shape[:2], bool)
+    left = None
+    if card["damage_left"] and card["mask_from"] == "damage mask" and after.shape == before.shape:
+        left = mask & np.all(after == before, axis=-1)  # damage the output still holds as it was
+        card["overlay_label"] = "damage (left unrepaired in yellow)"
     names = {"before": _thumb(before, THUMB), "after": _thumb(after if after.shape == before.shape else before, THUMB),
-             "overlay": _thumb(_overlay(before, mask), THUMB)}
+             "overlay": _thumb(_overlay(before, mask, left), THUMB)}
     for key, img in names.items():
         _write_jpeg(tdir / f"{index:06d}_{key}.jpg", img)
         card[key] = f"thumbs/{index:06d}_{key}.jpg"
@@ -178,7 +186,7 @@ nav{padding:0 16px 20px;display:flex;gap:8px;align-items:center}
 </style></head><body>
 <header><h1>faceheal review</h1><span id="summary">%SUMMARY%</span>
 <label>sort <select id="sort"><option value="path">name</option><option value="mask">mask ratio</option>
-<option value="faces">faces</option><option value="changed">pixels changed</option><option value="errors">errors first</option></select></label>
+<option value="faces">faces</option><option value="changed">pixels changed</option><option value="left">damage left</option><option value="errors">errors first</option></select></label>
 <label>show <select id="filter"><option value="all">all</option><option value="errors">errors / no face</option>
 <option value="restored">restored</option></select></label>
 <input id="q" placeholder="filter by name" size="18">
@@ -198,7 +206,7 @@ function apply(){
   view = ALL.filter(c => (filt === 'all' || (filt === 'errors' ? c.status === 'error' || c.status === 'no-face' : c.status === 'ok' || c.status === 'partial'))
                       && c.path.toLowerCase().includes(q));
   const bad = c => (c.status === 'error' || c.status === 'no-face') ? 0 : 1;
-  const keys = {path: c => c.path, mask: c => -c.mask_ratio, faces: c => -c.faces, changed: c => -c.pixels_changed, errors: c => bad(c)};
+  const keys = {path: c => c.path, mask: c => -c.mask_ratio, faces: c => -c.faces, changed: c => -c.pixels_changed, left: c => -(c.damage_left || 0), errors: c => bad(c)};
   const k = keys[sort];
   view.sort((a, b) => { const x = k(a), y = k(b); return x < y ? -1 : x > y ? 1 : a.path < b.path ? -1 : 1; });
   page = 0; sel = 0; render();
@@ -208,13 +216,14 @@ function card(c, i){
   let h = `<div class="card${bad ? ' bad' : ''}" tabindex="0" data-i="${i}"><h3>${esc(c.path)}</h3>`;
   if (c.before){
     h += `<div class="tabs"><button data-v="cmp" class="on">compare</button> <button data-v="before">before</button> `
-       + `<button data-v="after">after</button> <button data-v="overlay">${esc(c.mask_from || 'mask')}</button></div>`
+       + `<button data-v="after">after</button> <button data-v="overlay">${esc(c.overlay_label || c.mask_from || 'mask')}</button></div>`
        + `<div class="cmp" data-view="cmp"><img class="base" loading="lazy" src="${c.after}" width="${c.w}" height="${c.h}" alt="after">`
        + `<div class="top" style="width:50%"><img loading="lazy" src="${c.before}" width="${c.w}" height="${c.h}" alt="before"></div>`
        + `<div class="bar" style="left:50%"></div></div>`;
   }
   h += `<div class="meta">${esc(c.status)} · ${c.faces} face(s) · max mask ratio ${(100*c.mask_ratio).toFixed(1)}% · `
-     + `${c.pixels_changed} px changed · ${Number(c.seconds).toFixed(2)} s</div>`;
+     + `${c.pixels_changed} px changed · ${Number(c.seconds).toFixed(2)} s`
+     + (c.damage_left ? ` · <b style="color:#ffd84a">${c.damage_left} damaged px left unrepaired</b>` : '') + '</div>';
   if (c.error) h += `<div class="meta" style="color:#ff9a9a">${esc(c.error)}</div>`;
   if (c.face_crops && c.face_crops.length){
     h += '<div class="row">';

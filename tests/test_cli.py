@@ -376,3 +376,20 @@ def test_every_restore_option_that_shapes_an_output_is_recorded(job):
     assert recorded["fill_outside"] == "none" and recorded["masks"] == str(job / "masks") and recorded["grow"] == 0
     assert recorded["sensitivity"] is None and recorded["model"] == "telea"
 
+
+
+def test_a_drawn_mask_on_a_photo_without_faces_is_repaired_and_said_so(tmp_path):
+    """No face found, but the user drew the damage: it is repaired (away from faces) and the message
+    says what happened, not 'copied unchanged'."""
+    rng = np.random.default_rng(0)
+    photo = np.clip(120 + rng.normal(0, 3, (96, 96, 3)), 0, 255).astype(np.uint8)
+    mask = np.zeros((96, 96), np.uint8)
+    mask[40:46, 10:90] = 255
+    photo[mask > 0] = 255
+    write_png(tmp_path / "in" / "wall.png", photo)
+    write_png(tmp_path / "m.png", mask)
+    r = restore(tmp_path / "in", "-o", tmp_path / "out", "--mask", tmp_path / "m.png", "--model", "telea")
+    assert r.exit_code == 0, r.stderr
+    assert "wall.png: no face found (the drawn damage repaired without a face model" in r.stderr
+    out = read_rgb(tmp_path / "out" / "wall.png")
+    assert np.abs(out[mask > 0].astype(int) - 120).max() < 30  # the white stroke is gone

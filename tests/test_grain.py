@@ -33,6 +33,19 @@ def test_grain_is_matched_inside_the_repair_and_nothing_else_changes(portrait):
     assert (again == out).all()  # seeded: the same photo gets the same bytes
 
 
+def test_the_middle_of_a_wide_repair_gets_grain_too():
+    """120 px of damage: its centre is 6 reaches from any measured pixel, yet gets the same grain."""
+    rng = np.random.default_rng(0)
+    img = np.repeat(np.clip(0.5 + 0.03 * rng.standard_normal((300, 300, 1)), 0, 1), 3, axis=2).astype(np.float32)
+    hole = np.zeros((300, 300), bool)
+    hole[100:220, 100:220] = True
+    img[hole] = 0.5
+    out = add_grain(img, hole, np.random.default_rng(1))
+    gray = out @ np.float32([0.299, 0.587, 0.114])
+    fine = gray - cv2.GaussianBlur(gray, (0, 0), 1.0)
+    assert 0.8 < fine[150:170, 150:170].std() / fine[20:80, 20:80].std() < 1.25
+
+
 def test_only_grainy_scans_count_as_grainy(portrait):
     grainy, _, _ = _grainy_repair(portrait, 0.04)
     assert is_grainy((grainy * 255 + 0.5).astype(np.uint8))

@@ -171,22 +171,32 @@ def test_an_aligned_crop_is_repaired_by_the_model_up_to_its_border(tmp_path):
     assert (out[~hole] == face[~hole]).all()
 
 
-def test_a_big_face_takes_the_photo_resolution_fill_near_the_damage_edge(tmp_path, portrait):
-    """A face 3x the crop's scale: thin damage comes back from the classical fill made at the photo's
-    resolution (the crop's resampled repair loses the pixels beside it), deep inside wide damage the
-    model's repair stays; --no-native-detail is the resampled repair everywhere."""
-    from faceheal.pipeline import photo_px_per_crop_px
-
+def _big_face_case(tmp_path, portrait):
+    """The portrait at 3x (its face 3x the crop's scale) with a 5 px line across the face and a 90 px
+    block: (faces, hole, block) with the photo in tmp/in and the mask at tmp/m.png."""
     big = cv2.resize(portrait, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
     h, w = big.shape[:2]
     faces = MtcnnDetector().detect(big)
     assert faces
     x0, y0, x1, y1 = (int(v) for v in faces[0].box)
     hole = np.zeros((h, w), bool)
-    hole[(y0 + y1) // 2 - 2:(y0 + y1) // 2 + 3, x0 + 10:x1 - 10] = True  # a 5 px line across the face
-    hole[y0 + 20:y0 + 110, x0 + 20:x0 + 110] = True  # a 90 px block
+    hole[(y0 + y1) // 2 - 2:(y0 + y1) // 2 + 3, x0 + 10:x1 - 10] = True
+    block = np.zeros((h, w), bool)
+    block[y0 + 20:y0 + 110, x0 + 20:x0 + 110] = True
+    hole |= block
     write_png(tmp_path / "in" / "a.png", big)
     write_png(tmp_path / "m.png", hole.astype(np.uint8) * 255)
+    return faces, hole, block
+
+
+def test_a_big_face_takes_the_photo_resolution_fill_near_the_damage_edge(tmp_path, portrait):
+    """A face 3x the crop's scale: thin damage comes back from the classical fill made at the photo's
+    resolution (the crop's resampled repair loses the pixels beside it), deep inside wide damage the
+    model's repair stays; --no-native-detail is the resampled repair everywhere."""
+    from faceheal.pipeline import photo_px_per_crop_px
+
+    faces, hole, _ = _big_face_case(tmp_path, portrait)
+    x0, y0, x1, y1 = (int(v) for v in faces[0].box)
     results = {}
     for native in (True, False):
         restorer = Restorer(_FlatGenerator(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
@@ -204,3 +214,26 @@ def test_a_big_face_takes_the_photo_resolution_fill_near_the_damage_edge(tmp_pat
     deep[y0 + 50:y0 + 80, x0 + 50:x0 + 80] = True
     assert results[True][line].mean() < 0.05 and results[False][line].mean() > 0.5
     assert results[True][deep].mean() > 0.95 and results[False][deep].mean() > 0.95
+
+
+def test_a_big_face_repair_gets_the_fine_texture_around_it(tmp_path, portrait):
+    """Resampled up from the crop, a big face's repair is smoother than the skin around it: by default
+    it gets the surroundings' fine texture (even on a photo not judged grainy); --grain off and
+    --no-native-detail leave the flat repair."""
+    _, _, block = _big_face_case(tmp_path, portrait)
+    deep = cv2.erode(block.astype(np.uint8), np.ones((31, 31), np.uint8)) > 0  # the model's repair alone
+
+    def fine(path):  # fine-noise RMS (high-pass of the luma) over the deep part of the block
+        gray = cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float((gray - cv2.GaussianBlur(gray, (0, 0), 1.0))[deep].std())
+
+    photo = fine(tmp_path / "in" / "a.png")
+    levels = {}
+    for grain, native in (("auto", True), ("off", True), ("auto", False)):
+        restorer = Restorer(_FlatGenerator(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
+                            RestoreOptions(native_detail=native, grain=grain))
+        [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / f"out{grain}{native}")
+        assert r.status == "ok" and not r.grain  # the photo itself is not judged grainy
+        levels[grain, native] = fine(tmp_path / f"out{grain}{native}" / "a.png") / photo
+    assert 0.25 < levels["auto", True] < 2  # matched to the robust level: the photo's edges there count here
+    assert levels["off", True] < 0.2 and levels["auto", False] < 0.2

@@ -71,3 +71,26 @@ def test_page_renders_thumbnails_in_headless_chromium(run_dir, tmp_path):
     body = img[150:, :, :]
     colours = len(np.unique((body // 8).reshape(-1, 3), axis=0))
     assert colours > 600, f"only {colours} colours: thumbnails did not render"  # text alone: about 130
+
+
+def test_damage_left_unrepaired_is_shown(tmp_path, portrait, face_mask):
+    """--faces-only leaves the damage away from the face: the card says how much, and the overlay
+    paints it apart (yellow) from the damage that was repaired (red)."""
+    import json
+
+    import cv2
+
+    mask = face_mask.copy()
+    mask[:12, :] = True  # a stroke along the top edge, away from the face
+    write_png(tmp_path / "in" / "p.png", portrait)
+    write_png(tmp_path / "m.png", mask.astype(np.uint8) * 255)
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--mask", str(tmp_path / "m.png"),
+                            "--faces-only", "--review"])
+    assert r.exit_code == 0, r.output
+    page = tmp_path / "out" / "review" / "index.html"
+    data = re.search(r'<script id="data" type="application/json">(.*?)</script>', page.read_text(), re.S).group(1)
+    [card] = json.loads(data.replace("<\\/", "</"))
+    assert card["status"] == "partial" and card["damage_left"] > 0
+    overlay = cv2.imread(str(page.parent / card["overlay"]))[..., ::-1].astype(int)
+    yellow = (overlay[..., 0] > 180) & (overlay[..., 1] > 160) & (overlay[..., 2] < 90)
+    assert yellow[:6].mean() > 0.5 and yellow[60:].mean() < 0.01
