@@ -296,7 +296,9 @@ def _decode_direct(data: bytes, fmt: str) -> np.ndarray | None:
     if fmt == "TIFF":
         import tifffile
 
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        # the stream closed by us: tifffile leaves a stream it was given open, and its pages' cycles
+        # would keep the file's bytes alive until the garbage collector runs
+        with io.BytesIO(data) as stream, tifffile.TiffFile(stream) as tif:
             page = tif.pages[0]
             if page.bitspersample in (8, 16) and page.photometric in (0, 1, 2) and page.planarconfig == 1:
                 arr = page.asarray()  # stored orientation, any depth
@@ -412,9 +414,11 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
         except Exception as e:
             raise _pillow_error(e) from None
         pixels, stored = _pillow_pixels(img)
+    frames = int(getattr(img, "n_frames", 1) or 1)
+    img.close()  # PIL's image and its EXIF hold each other: without this the file's bytes wait for the GC
     return Picture(pixels=np.ascontiguousarray(pixels), format=fmt, info=info,
                    orientation=orientation if orientation in _ORIENT else 1, stored=stored,
-                   frames=int(getattr(img, "n_frames", 1) or 1), jpeg_bytes=data if fmt == "JPEG" else None)
+                   frames=frames, jpeg_bytes=data if fmt == "JPEG" else None)
 
 
 def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None) -> bytes:

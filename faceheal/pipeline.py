@@ -240,7 +240,7 @@ class Restorer:
                 canvas = add_grain(canvas, changed, rng)
             out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], changed)
             covered[y0:y1, x0:x1] |= weight >= 0.999
-        uncovered = hole & ~covered
+        uncovered = np.greater(hole, covered, out=covered)  # hole & ~covered, in place: a scan-sized mask less
         if self._fills_outside() and uncovered.any():
             with self._timed("away_from_faces"):
                 self._fill_away_from_faces(out, uncovered, grain, rng)

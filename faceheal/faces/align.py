@@ -89,7 +89,7 @@ def align_with_matrix(image: np.ndarray, hole: np.ndarray | None, m: np.ndarray,
     if hole is None or not hole.any():
         crop_hole = np.zeros((size, size), bool)
     else:
-        crop_hole = warp_to_crop(hole.astype(np.float32), m, size, cv2.INTER_LINEAR) > HOLE_CONTRIBUTION
+        crop_hole = warp_to_crop(hole, m, size, cv2.INTER_LINEAR) > HOLE_CONTRIBUTION  # bool: made float per footprint
     return AlignedFace(crop=np.clip(crop, 0, 1).astype(np.float32), hole=crop_hole, matrix=np.asarray(m, np.float64))
 
 
@@ -106,6 +106,8 @@ def warp_to_crop(image: np.ndarray, matrix: np.ndarray, size: int, interpolation
         x0, y0, x1, y1 = 0, 0, image.shape[1], image.shape[0]
     m = shift_matrix(matrix, x0, y0)
     roi = image[y0:y1, x0:x1]
+    if roi.dtype == bool:  # a mask: float for the blur and interpolation, the footprint only
+        roi = roi.astype(np.float32)
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     if interpolation != cv2.INTER_NEAREST and scale < 1 / 1.5:
         sigma = 0.45 / scale
