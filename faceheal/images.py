@@ -283,9 +283,18 @@ def _tiff_metadata_exif(exif: Image.Exif) -> bytes:
     return keep.tobytes()
 
 
-def _decode_direct(data: bytes, fmt: str) -> np.ndarray | None:
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+
+
+def _decode_direct(data: bytes | Path, fmt: str) -> np.ndarray | None:
     """Pixels Pillow cannot give as stored: 16-bit colour (Pillow truncates it to 8 bits) and TIFFs
-    in their stored orientation (Pillow rotates TIFFs on load). None: let Pillow decode."""
+    in their stored orientation (Pillow rotates TIFFs on load). None: let Pillow decode. `data`: the
+    file's bytes, or its path (a TIFF)."""
+    if isinstance(data, Path):
+        if fmt != "TIFF":
+            data = data.read_bytes()
+        else:
+            return _decode_tiff(data)
     if fmt == "PNG":
         if len(data) > 25 and data[24] == 16 and data[25] in (2, 6):  # IHDR bit depth, colour type
             arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -294,18 +303,24 @@ def _decode_direct(data: bytes, fmt: str) -> np.ndarray | None:
             return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         return None
     if fmt == "TIFF":
-        import tifffile
-
         # the stream closed by us: tifffile leaves a stream it was given open, and its pages' cycles
         # would keep the file's bytes alive until the garbage collector runs
-        with io.BytesIO(data) as stream, tifffile.TiffFile(stream) as tif:
-            page = tif.pages[0]
-            if page.bitspersample in (8, 16) and page.photometric in (0, 1, 2) and page.planarconfig == 1:
-                arr = page.asarray()  # stored orientation, any depth
-                if page.photometric == 0:  # min-is-white
-                    arr = np.iinfo(arr.dtype).max - arr
-                return arr
-        return None
+        with io.BytesIO(data) as stream:
+            return _decode_tiff(stream)
+    return None
+
+
+def _decode_tiff(source) -> np.ndarray | None:
+    """A TIFF's first page as stored (orientation, depth), from a path or a stream; None: Pillow's."""
+    import tifffile
+
+    with tifffile.TiffFile(source) as tif:
+        page = tif.pages[0]
+        if page.bitspersample in (8, 16) and page.photometric in (0, 1, 2) and page.planarconfig == 1:
+            arr = page.asarray(buffersize=32 << 20)  # stored orientation, any depth; read 32 MB at a time (not 256)
+            if page.photometric == 0:  # min-is-white
+                arr = np.iinfo(arr.dtype).max - arr
+            return arr
     return None
 
 
@@ -363,15 +378,19 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
     """Decode a photo, keeping bit depth, mode and metadata; raise `UnreadableImage` with the cause."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(4)
+        # a TIFF (often the huge scan) is decoded from the file itself: its bytes never sit in memory
+        # beside its pixels; other formats are read whole (JPEG keeps them for block splicing)
+        data = None if head in _TIFF_MAGIC else path.read_bytes()
     except IsADirectoryError:
         raise UnreadableImage("is a directory") from None
     except OSError as e:
         raise UnreadableImage(e.strerror or str(e)) from None
-    if not data:
+    if not head:
         raise UnreadableImage("empty file")
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(path if data is None else io.BytesIO(data))
         if max_pixels and img.width * img.height > max_pixels:
             raise UnreadableImage(f"{img.width}x{img.height} is over --max-pixels {max_pixels}")
         fmt = _sniff_format(img, path)
@@ -401,7 +420,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
         info["png_bits"] = int(png_rawmode[2:])
     pixels = None
     try:
-        pixels = _decode_direct(data, fmt)
+        pixels = _decode_direct(path if data is None else data, fmt)
     except UnreadableImage:
         raise
     except Exception as e:
@@ -496,7 +515,8 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
         buf = io.BytesIO()
         try:
             with c_library_quiet(fmt in ("TIFF", "JPEG")):
-                img.copy().save(buf, format=fmt, **options)
+                # a retry saves a copy: Pillow merges each save's options into the image's own
+                (img.copy() if i else img).save(buf, format=fmt, **options)
             break
         except Exception as e:  # Pillow raises many types here
             if i == len(attempts) - 1:

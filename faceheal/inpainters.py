@@ -123,7 +123,10 @@ class GeneratorInpainter:
         from faceheal.model.tiles import inpaint_windows
 
         with self._autocast():
-            return inpaint_windows(self.texture, image, hole, batch_size=self.batch_size, device=self.device)
+            # on a CPU a batch of windows is no faster than its windows one by one, and each costs its
+            # attention map: at most 4 at a time (100 MP scan, benchmarks/bench_huge_scan.py)
+            batch = self.batch_size if self.device.type == "cuda" else min(self.batch_size, 4)
+            return inpaint_windows(self.texture, image, hole, batch_size=batch, device=self.device)
 
     def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray | None:
         """The classical fill stage 2 starts from (OpenCV Telea, CPU), for one crop."""

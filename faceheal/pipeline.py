@@ -242,6 +242,7 @@ class Restorer:
             covered[y0:y1, x0:x1] |= weight >= 0.999
         uncovered = np.greater(hole, covered, out=covered)  # hole & ~covered, in place: a scan-sized mask less
         if self._fills_outside() and uncovered.any():
+            _release_freed_memory()  # the faces' float canvases: back to the OS before the windows' tensors
             with self._timed("away_from_faces"):
                 self._fill_away_from_faces(out, uncovered, grain, rng)
             uncovered[:] = False
@@ -305,6 +306,7 @@ class Restorer:
             if res.status == "ok":
                 res.status = "unchanged"
         else:
+            _release_freed_memory()  # the texture pass's windows: back to the OS before the encoder's buffers
             with self._timed("encode_write"):
                 stored = pic.store(out_display)
                 data = encode_image(pic, stored, self.options.jpeg_quality)
