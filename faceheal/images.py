@@ -376,7 +376,15 @@ def c_library_quiet(active: bool = True):
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Picture:
     """Decode a photo, keeping bit depth, mode and metadata; raise `UnreadableImage` with the cause."""
-    path = Path(path)
+    opened: list[Image.Image] = []
+    try:
+        return _read_image(Path(path), max_pixels, opened)
+    finally:  # PIL's image and its EXIF hold each other: closed, the file (a TIFF is read from it) and
+        for img in opened:  # its bytes go now, not when the garbage collector runs
+            img.close()
+
+
+def _read_image(path: Path, max_pixels: int | None, opened: list) -> Picture:
     try:
         with open(path, "rb") as f:
             head = f.read(4)
@@ -391,6 +399,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
         raise UnreadableImage("empty file")
     try:
         img = Image.open(path if data is None else io.BytesIO(data))
+        opened.append(img)
         if max_pixels and img.width * img.height > max_pixels:
             raise UnreadableImage(f"{img.width}x{img.height} is over --max-pixels {max_pixels}")
         fmt = _sniff_format(img, path)
@@ -434,7 +443,6 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Pictur
             raise _pillow_error(e) from None
         pixels, stored = _pillow_pixels(img)
     frames = int(getattr(img, "n_frames", 1) or 1)
-    img.close()  # PIL's image and its EXIF hold each other: without this the file's bytes wait for the GC
     return Picture(pixels=np.ascontiguousarray(pixels), format=fmt, info=info,
                    orientation=orientation if orientation in _ORIENT else 1, stored=stored,
                    frames=frames, jpeg_bytes=data if fmt == "JPEG" else None)
