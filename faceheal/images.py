@@ -286,15 +286,9 @@ def _tiff_metadata_exif(exif: Image.Exif) -> bytes:
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 
 
-def _decode_direct(data: bytes | Path, fmt: str) -> np.ndarray | None:
+def _decode_direct(data: bytes, fmt: str) -> np.ndarray | None:
     """Pixels Pillow cannot give as stored: 16-bit colour (Pillow truncates it to 8 bits) and TIFFs
-    in their stored orientation (Pillow rotates TIFFs on load). None: let Pillow decode. `data`: the
-    file's bytes, or its path (a TIFF)."""
-    if isinstance(data, Path):
-        if fmt != "TIFF":
-            data = data.read_bytes()
-        else:
-            return _decode_tiff(data)
+    in their stored orientation (Pillow rotates TIFFs on load). None: let Pillow decode."""
     if fmt == "PNG":
         if len(data) > 25 and data[24] == 16 and data[25] in (2, 6):  # IHDR bit depth, colour type
             arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -427,9 +421,11 @@ def _read_image(path: Path, max_pixels: int | None, opened: list) -> Picture:
         info["exif"] = tiff_exif
     if png_rawmode in ("L;2", "L;4"):  # 2- and 4-bit gray: written back at that depth
         info["png_bits"] = int(png_rawmode[2:])
+    if data is None and fmt != "TIFF":  # TIFF's magic, but Pillow read it as something else
+        data = path.read_bytes()
     pixels = None
     try:
-        pixels = _decode_direct(path if data is None else data, fmt)
+        pixels = _decode_tiff(path) if data is None else _decode_direct(data, fmt)
     except UnreadableImage:
         raise
     except Exception as e:

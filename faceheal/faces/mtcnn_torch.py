@@ -103,7 +103,8 @@ def _prelu(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
 
 
 class _Net(nn.Module):
-    """Weights by ONNX name in a ParameterDict-free buffer dict (the nets are never trained)."""
+    """Weights as buffers (the nets are never trained), found by their ONNX names; a PReLU's slope by
+    its layer's name ('p_re_lu_3' for 'p_re_lu_3_initializer_14'; the dense layers' are 'slope')."""
 
     def __init__(self, weights: dict[str, np.ndarray]):
         super().__init__()
@@ -111,7 +112,7 @@ class _Net(nn.Module):
         for i, (name, arr) in enumerate(weights.items()):
             key = f"w{i}"
             self.register_buffer(key, torch.from_numpy(np.ascontiguousarray(arr)))
-            self._names[name] = key
+            self._names[name.split("_initializer")[0]] = key
 
     def w(self, name: str) -> torch.Tensor:
         return getattr(self, self._names[name])
@@ -128,11 +129,10 @@ class PNet(_Net):
     """(N, H, W, 3) -> box regression (N, H', W', 4) and face probability (N, H', W', 2)."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w = self._names
         x = x.permute(0, 3, 1, 2)
-        x = _same_pool(self.conv(x, "conv2d", _find(w, "p_re_lu_initializer")), 2, 2)
-        x = self.conv(x, "conv2d_1", _find(w, "p_re_lu_1_initializer"))
-        x = self.conv(x, "conv2d_2", _find(w, "p_re_lu_2_initializer"))
+        x = _same_pool(self.conv(x, "conv2d", "p_re_lu"), 2, 2)
+        x = self.conv(x, "conv2d_1", "p_re_lu_1")
+        x = self.conv(x, "conv2d_2", "p_re_lu_2")
         reg = self.conv(x, "conv2d_4", None).permute(0, 2, 3, 1)
         prob = torch.softmax(self.conv(x, "conv2d_3", None).permute(0, 2, 3, 1), dim=3)
         return reg, prob
@@ -142,13 +142,12 @@ class RNet(_Net):
     """(N, 24, 24, 3) -> box regression (N, 4), face probability (N, 2)."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w = self._names
         x = x.permute(0, 3, 1, 2)
-        x = _same_pool(self.conv(x, "conv2d_5", _find(w, "p_re_lu_3_initializer")), 3, 2)
-        x = F.max_pool2d(self.conv(x, "conv2d_6", _find(w, "p_re_lu_4_initializer")), 3, 2)
-        x = self.conv(x, "conv2d_7", _find(w, "p_re_lu_5_initializer"))
+        x = _same_pool(self.conv(x, "conv2d_5", "p_re_lu_3"), 3, 2)
+        x = F.max_pool2d(self.conv(x, "conv2d_6", "p_re_lu_4"), 3, 2)
+        x = self.conv(x, "conv2d_7", "p_re_lu_5")
         x = x.permute(0, 2, 3, 1).flatten(1)
-        x = _prelu(self.dense(x, "dense"), self.w(_find(w, "slope", "dense")))
+        x = _prelu(self.dense(x, "dense"), self.w("slope"))
         return self.dense(x, "dense_2"), torch.softmax(self.dense(x, "dense_1"), dim=1)
 
 
@@ -156,24 +155,14 @@ class ONet(_Net):
     """(N, 48, 48, 3) -> box regression (N, 4), landmarks (N, 10), face probability (N, 2)."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        w = self._names
         x = x.permute(0, 3, 1, 2)
-        x = _same_pool(self.conv(x, "conv2d_8", _find(w, "p_re_lu_7_initializer")), 3, 2)
-        x = F.max_pool2d(self.conv(x, "conv2d_9", _find(w, "p_re_lu_8_initializer")), 3, 2)
-        x = _same_pool(self.conv(x, "conv2d_10", _find(w, "p_re_lu_9_initializer")), 2, 2)
-        x = self.conv(x, "conv2d_11", _find(w, "p_re_lu_10_initializer"))
+        x = _same_pool(self.conv(x, "conv2d_8", "p_re_lu_7"), 3, 2)
+        x = F.max_pool2d(self.conv(x, "conv2d_9", "p_re_lu_8"), 3, 2)
+        x = _same_pool(self.conv(x, "conv2d_10", "p_re_lu_9"), 2, 2)
+        x = self.conv(x, "conv2d_11", "p_re_lu_10")
         x = x.permute(0, 2, 3, 1).flatten(1)
-        x = _prelu(self.dense(x, "dense_3"), self.w(_find(w, "slope", "dense_3")))
+        x = _prelu(self.dense(x, "dense_3"), self.w("slope"))
         return self.dense(x, "dense_5"), self.dense(x, "dense_6"), torch.softmax(self.dense(x, "dense_4"), dim=1)
-
-
-def _find(names: dict, prefix: str, near: str | None = None) -> str:
-    """The ONNX name of a PReLU slope: convolutions' slopes are '<layer>_initializer_<n>'; the dense
-    layers' are both called 'slope' in their files (one per file, so unambiguous)."""
-    hits = [k for k in names if k.startswith(prefix)]
-    if len(hits) != 1:
-        raise KeyError(f"{prefix!r}: {hits}")
-    return hits[0]
 
 
 # -- in place of OpenCV's dnn nets -----------------------------------------------------------------
