@@ -441,6 +441,7 @@ def train_damage(
     seed: int = typer.Option(0, "--seed"),
     backgrounds: Optional[List[Path]] = typer.Option(None, "--backgrounds", help="Folder of clean whole photos (scenes, text, clothes) to damage too; their 'train' split only; repeatable."),
     family: Optional[List[str]] = typer.Option(None, "--family", help="Also train on this damage family of faceheal/masks/families.py (by default all are held out, for the generalisation score); repeatable."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these detector weights (a damage.pt) instead of from scratch."),
 ) -> None:
     """Train the learned damage detector on synthetic damage rendered onto clean faces (resumable)."""
     from faceheal.train.damage import DamageTrainConfig, DamageTrainer
@@ -451,7 +452,7 @@ def train_damage(
         trainer = DamageTrainer(DamageTrainConfig(data=str(data), out=str(out), steps=steps, minutes=minutes,
                                                   batch_size=batch_size, lr=lr, threads=threads, seed=seed,
                                                   backgrounds=tuple(str(b) for b in backgrounds or ()),
-                                                  families=tuple(family or ())))
+                                                  families=tuple(family or ()), init=str(init) if init else None))
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise _usage(f"{data}: {e}")
     if resume and trainer.resume():

@@ -74,6 +74,34 @@ def test_a_blown_out_highlight_is_not_paint():
     assert _painted(painted, max_width=0.06 * 300).sum() > 1000
 
 
+def test_a_highlight_fading_up_to_white_and_a_print_border_are_not_paint():
+    """A clipped highlight with a dark edge on one side still fades up to white elsewhere; a white band
+    along the photo's edge, or white beyond a crooked straight edge, is the print's border. Both were
+    taken as paint (rim light and borders: 3.3 % and 3.5 % of val negatives' pixels flagged)."""
+    from faceheal.masks.damage import _painted
+
+    yy, xx = np.mgrid[0:300, 0:300].astype(np.float32)
+    glow = np.clip(1.25 - np.hypot(xx - 150, yy - 150) / 90, 0.3, 1)  # a blown-out lamp, soft all round
+    img = np.repeat(glow[..., None], 3, -1).astype(np.float32)
+    img[:, 150:155] = 0.2  # a dark rod across it: a hard edge on part of its rim
+    assert (img.min(-1) >= 0.998).sum() > 500
+    assert not _painted(img, max_width=0.06 * 300).any()
+    photo = np.full((300, 300, 3), 0.45, np.float32) + 0.1 * np.sin(xx / 7)[..., None]
+    band = photo.copy()
+    band[:, :9] = 1.0
+    assert not _painted(band, max_width=0.06 * 300).any()
+    crooked = np.where((xx * 0.3 + yy - 240 > 0)[..., None], 1.0, photo).astype(np.float32)
+    assert not _painted(crooked, max_width=0.06 * 300).any()
+    # the same band inside a tile whose left side is not the photo's edge could be paint: kept
+    assert _painted(band, max_width=0.06 * 300, photo_edges=(True, True, False, True)).any()
+    torn = crooked.copy()  # a ragged white piece at the edge: a hole, taken
+    torn[(xx * 0.3 + yy - 240 > -25) & (np.sin(xx / 3) > 0.3)] = 1.0
+    assert _painted(torn, max_width=0.06 * 300).sum() > 1000
+    stroke = band.copy()
+    cv2.line(stroke, (20, 40), (280, 200), (1.0, 1.0, 1.0), 5)
+    assert _painted(stroke, max_width=0.06 * 300)[100:].sum() > 500
+
+
 def test_sensitivity_trades_misses_for_false_alarms(portrait, detector):
     img = portrait.astype(np.float32) / 255
     low = detect_damage(img, DamageSettings(sensitivity=0.0, detector=detector)).sum()

@@ -81,28 +81,75 @@ def _spots(tophat: np.ndarray, threshold: float, max_area: int) -> np.ndarray:
 # blown-out rim light of a clean selfie in photos/large has rings of 0.99-1.0, painted strokes on
 # photos/painted_damage 0.18-0.48
 BLOWN_RING = 0.95
+# A clipped highlight fades: many pixels touching it are nearly white and brighter than the pixels
+# 3-5 px further out, even where a dark edge runs along part of it. Paint, even anti-aliased, touches
+# the photo's own tones (median 0.41-0.53 on val faces) with a hard edge. On val, a share of 0.2 left
+# out 61 % of the rim-light negative's white pixels and none of the rendered or real paint.
+SOFT_RING, SOFT_FALL, SOFT_SHARE = 0.85, 0.02, 0.2
+# a pure-white piece touching the photo's edge that is convex (straight sides): the print's border,
+# the scanner lid beyond a crooked scan, padding; paint and holes are ragged (solidity 0.15-0.86)
+BORDER_SOLIDITY = 0.95
 
 
-def _painted(rgb: np.ndarray, max_width: float) -> np.ndarray:
+def _fading_share(gray: np.ndarray, white: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Per white component: the share of the pixels touching it that are nearly white and brighter than
+    the pixels 3-5 px further out in the same direction (each far pixel compared with its nearest
+    touching pixel)."""
+    touch = (cv2.dilate(white.astype(np.uint8), _ellipse(3)) > 0) & ~white
+    _, nearest = cv2.distanceTransformWithLabels((~touch).astype(np.uint8), cv2.DIST_L2, 3,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    from_white = cv2.distanceTransform((~white).astype(np.uint8), cv2.DIST_L2, 3)
+    far = (from_white >= 4) & (from_white <= 6)
+    ty, tx = np.nonzero(touch)  # DIST_LABEL_PIXEL numbers the zero pixels in scan order: the touching ones
+    idx = np.zeros(int(nearest.max()) + 1, np.int64)
+    idx[1:len(ty) + 1] = np.arange(len(ty))
+    which = idx[nearest[far]]
+    far_sum = np.bincount(which, weights=gray[far], minlength=len(ty))
+    far_cnt = np.bincount(which, minlength=len(ty))
+    near = gray[ty, tx]
+    fading = (near >= SOFT_RING) & (far_cnt > 0) & (near - far_sum / np.maximum(far_cnt, 1) > SOFT_FALL)
+    owner = cv2.dilate(labels.astype(np.float32), _ellipse(3)).astype(np.int64)[ty, tx]
+    return np.bincount(owner, weights=fading, minlength=n) / np.maximum(np.bincount(owner, minlength=n), 1)
+
+
+def _along_photo_edge(labels: np.ndarray, c: int, box, photo_edges, thickness: float) -> bool:
+    """Piece `c` is convex and runs along one of the photo's edges (it touches it over a stretch much
+    longer than the piece is thick, or a third of the side): a stroke that merely crosses the edge is
+    not a border."""
+    h, w = labels.shape
+    x, y, bw, bh = (int(v) for v in box)
+    top, bottom, left, right = photo_edges
+    piece = labels[y:y + bh, x:x + bw] == c
+    contact = max(piece[0].sum() if top and y == 0 else 0, piece[-1].sum() if bottom and y + bh == h else 0,
+                  piece[:, 0].sum() if left and x == 0 else 0, piece[:, -1].sum() if right and x + bw == w else 0)
+    if contact < min(8 * max(thickness, 1.0), min(h, w) / 3):
+        return False
+    hull = cv2.convexHull(cv2.findNonZero(piece.astype(np.uint8)))
+    return bool(piece.sum() >= BORDER_SOLIDITY * max(cv2.contourArea(hull), 1.0))
+
+
+def _painted(rgb: np.ndarray, max_width: float, photo_edges: tuple[bool, bool, bool, bool] = (True,) * 4) -> np.ndarray:
     """Pure-white painted strokes and paper-white missing areas.
 
     A white component is taken when it is stroke-shaped (the 90th percentile of the distance to its
     edge is small: thin almost everywhere, even where strokes cross) or when its edge is hard (the
     ring just outside it is much darker: paint or a hole in the print, not a blown-out sky, which
-    fades into bright surroundings). A piece whose ring is nearly white itself is a blown-out
-    highlight and never taken.
+    fades into bright surroundings). A piece whose surroundings are nearly white, or fade up to it, is
+    a blown-out highlight and never taken; nor is a convex piece at the photo's edge (a border).
+    `photo_edges`: which sides of `rgb` (top, bottom, left, right) are the photo's own edges.
     """
     white = rgb.min(axis=2) >= 0.998  # exactly white: paint and holes, rarely a real highlight
     if not white.any():
         return white
-    n, labels = cv2.connectedComponents(white.astype(np.uint8), connectivity=8)
+    h, w = white.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(white.astype(np.uint8), connectivity=8)
     dist = cv2.distanceTransform(white.astype(np.uint8), cv2.DIST_L2, 3)
-    ring = (cv2.dilate(white.astype(np.uint8), _ellipse(7)) > 0) & ~white
-    ring_labels = cv2.dilate(labels.astype(np.float32), _ellipse(7)).astype(np.int32)  # nearest component id
     gray = rgb @ LUMA
-    ring_sum = np.bincount(ring_labels[ring], weights=gray[ring], minlength=n)
+    ring_labels = cv2.dilate(labels.astype(np.float32), _ellipse(7)).astype(np.int32)  # nearest component id
+    ring = (ring_labels > 0) & ~white  # the pixels up to 3 px outside each piece
     ring_cnt = np.bincount(ring_labels[ring], minlength=n)
-    ring_mean = ring_sum / np.maximum(ring_cnt, 1)
+    ring_mean = np.bincount(ring_labels[ring], weights=gray[ring], minlength=n) / np.maximum(ring_cnt, 1)
+    soft_share = _fading_share(gray, white, labels, n)
     keep = np.zeros(n, bool)
     flat_labels, flat_dist = labels.ravel(), dist.ravel()
     order = np.argsort(flat_labels, kind="stable")
@@ -113,14 +160,21 @@ def _painted(rgb: np.ndarray, max_width: float) -> np.ndarray:
             continue
         if ring_cnt[c] > 0 and ring_mean[c] > BLOWN_RING:
             continue  # near-white all round: a blown-out highlight (rim light, a lamp), not paint
-        keep[c] = np.percentile(d, 90) <= max_width / 2 or (ring_cnt[c] > 0 and ring_mean[c] < 0.6)
+        if soft_share[c] >= SOFT_SHARE:
+            continue  # fades up to white along most of its rim: a clipped highlight
+        thickness = float(np.percentile(d, 90))
+        if _along_photo_edge(labels, c, stats[c, :4], photo_edges, thickness):
+            continue  # straight-sided, lying along the photo's edge: a border or padding
+        keep[c] = thickness <= max_width / 2 or (ring_cnt[c] > 0 and ring_mean[c] < 0.6)
     return keep[labels]
 
 
 def detect_damage_tile(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
-                       protect: list[tuple[float, float, float]] | None = None) -> np.ndarray:
+                       protect: list[tuple[float, float, float]] | None = None,
+                       photo_edges: tuple[bool, bool, bool, bool] = (True,) * 4) -> np.ndarray:
     """One tile -> (H, W) bool damage mask. rgb: float RGB in [0, 1], or pixels as stored (uint8/uint16,
-    gray or colour), converted here, tile by tile."""
+    gray or colour), converted here, tile by tile. photo_edges: which sides of the tile (top, bottom,
+    left, right) are the photo's own edges."""
     if rgb.dtype != np.float32 or rgb.ndim != 3 or rgb.shape[2] != 3:
         from faceheal.images import to_float_rgb
         rgb = to_float_rgb(rgb)
@@ -128,7 +182,7 @@ def detect_damage_tile(rgb: np.ndarray, settings: DamageSettings = DamageSetting
     side = min(h, w)
     mask = np.zeros((h, w), bool)
     if not (settings.scratches or settings.dust):  # painted strokes only (added to the learned detector)
-        return _painted(rgb, max_width=0.06 * side) if settings.painted else mask
+        return _painted(rgb, max_width=0.06 * side, photo_edges=photo_edges) if settings.painted else mask
     gray = (rgb @ LUMA).astype(np.float32)
     k = max(7, int(round(side / 120)) | 1)  # structures thinner than about k/2 px count as lines/spots
     scale = settings.threshold_scale()
@@ -158,7 +212,7 @@ def detect_damage_tile(rgb: np.ndarray, settings: DamageSettings = DamageSetting
         spots = _spots(white_th, 2.0 * t, max_area=max(4, k * k // 3))
         mask |= spots if keep_out is None else spots & ~keep_out
     if settings.painted:
-        mask |= _painted(rgb, max_width=0.06 * side)
+        mask |= _painted(rgb, max_width=0.06 * side, photo_edges=photo_edges)
     if mask.any():  # cover the soft edges of a scratch
         mask = cv2.dilate(mask.astype(np.uint8), _ellipse(3)) > 0
     return mask
@@ -219,7 +273,7 @@ def _detect_damage(rgb: np.ndarray, settings: DamageSettings, protect, tile: int
             ya, xa = max(0, y0 - overlap), max(0, x0 - overlap)
             yb, xb = min(h, y0 + step + overlap), min(w, x0 + step + overlap)
             local = [(x - xa, y - ya, r) for x, y, r in (protect or [])]
-            m = detect_damage_tile(rgb[ya:yb, xa:xb], settings, local)
+            m = detect_damage_tile(rgb[ya:yb, xa:xb], settings, local, (ya == 0, yb == h, xa == 0, xb == w))
             mask[y0:min(h, y0 + step), x0:min(w, x0 + step)] = m[y0 - ya:y0 - ya + min(step, h - y0), x0 - xa:x0 - xa + min(step, w - x0)]
     return mask
 

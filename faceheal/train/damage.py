@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from faceheal.images import LUMA
-from faceheal.masks.learned import DamageNet, DamageNetConfig, save_damage_net
+from faceheal.masks.learned import DamageNet, DamageNetConfig, load_damage_net, save_damage_net
 from faceheal.masks.families import FAMILIES, render_family
 from faceheal.masks.render import DAMAGE_KINDS, render_damage
 from faceheal.masks.synthetic import synthetic_mask
@@ -87,7 +87,7 @@ def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
         rgb = hard_negative(rgb, rng)
     truth = np.zeros((size, size), bool)
     if kinds is None:
-        pool, p = list(TRAIN_KINDS), np.array([0.4, 0.2, 0.25, 0.15])
+        pool, p = list(TRAIN_KINDS), np.array([0.3, 0.15, 0.15, 0.15, 0.1, 0.15])
         if families:
             pool, p = pool + list(families), np.concatenate([p / 2, np.full(len(families), 0.5 / len(families))])
         kinds = () if rng.random() < clean_share else tuple(
@@ -155,6 +155,7 @@ class DamageTrainConfig:
     pos_weight: float = 1.0  # BCE weight of damaged pixels
     families: tuple[str, ...] = ()  # families of faceheal/masks/families.py trained on too (default: all held out)
     val_photos: int = 120  # clean whole 'val' photos from `backgrounds`, for the photo-level false-alarm rate
+    init: str | None = None  # start from these weights (a damage.pt): fine-tune on a widened renderer
 
 
 class DamageTrainer:
@@ -177,6 +178,8 @@ class DamageTrainer:
                            for i in sorted(vrng.permutation(len(val_photos))[:cfg.val_photos])]
         test_idx = PreparedFaces(Path(cfg.data), "val").indices  # selection: never the reported test split
         self.model = DamageNet(DamageNetConfig())
+        if cfg.init:
+            self.model.load_state_dict(load_damage_net(Path(cfg.init))[0].float().state_dict())
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.step, self.elapsed, self.best = 0, 0.0, -1.0
         # fixed held-out set: whole 256 crops, each kind alone, plus clean crops for false alarms
