@@ -17,6 +17,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import cv2
 import numpy as np
@@ -446,9 +447,16 @@ def _read_image(path: Path, max_pixels: int | None, opened: list) -> Picture:
 
 def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None) -> bytes:
     """Encode `pixels` (stored orientation, same dtype/shape as the picture) like the original file."""
+    buf = io.BytesIO()
+    encode_into(buf, picture, pixels, jpeg_quality)
+    return buf.getvalue()
+
+
+def encode_into(out: BinaryIO, picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None) -> None:
+    """`encode_image` written straight into a seekable binary file: a 100-megapixel scan's encoding is
+    never held in memory as well (a retry starts the file again)."""
     fmt = picture.format
     info = picture.info
-    buf = io.BytesIO()
     if picture.frames > 1:
         raise OutputError(f"{picture.frames} frames (a multi-page or animated file): faceheal restores single "
                           f"images and would drop the others, so this file was not restored (split its frames first)")
@@ -461,13 +469,14 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
             if picture.orientation != 1:
                 extratags.append((274, "H", 1, picture.orientation, True))
             kw = {"resolution": tuple(info["dpi"]), "resolutionunit": 2} if info.get("dpi") else {}
-            tifffile.imwrite(buf, pixels, photometric="rgb", compression=comp, extratags=extratags, **kw)
-            return buf.getvalue()
+            tifffile.imwrite(out, pixels, photometric="rgb", compression=comp, extratags=extratags, **kw)
+            return
         bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
         ok, enc = cv2.imencode(".png", bgr)
         if not ok:
             raise OutputError("could not encode 16-bit PNG")
-        return enc.tobytes()
+        out.write(enc.data)
+        return
     if picture.stored is not None:
         img = _into_stored_mode(picture.stored, picture.pixels, pixels)
     elif pixels.dtype == np.uint16:
@@ -515,20 +524,23 @@ def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None 
     if fmt == "TIFF":  # e.g. WebP-compressed TIFFs, tags libtiff refuses: lossless deflate, then without those tags
         attempts += [{**kw, "compression": "tiff_adobe_deflate"},
                      {**{k: v for k, v in kw.items() if k != "exif"}, "compression": "tiff_adobe_deflate"}]
+    repair_jpeg = fmt == "JPEG" and picture.jpeg_bytes is not None
+    dest = io.BytesIO() if repair_jpeg else out  # a JPEG is spliced with its original's blocks first
+    start = dest.tell()
     for i, options in enumerate(attempts):
-        buf = io.BytesIO()
         try:
             with c_library_quiet(fmt in ("TIFF", "JPEG")):
                 # a retry saves a copy: Pillow merges each save's options into the image's own
-                (img.copy() if i else img).save(buf, format=fmt, **options)
+                (img.copy() if i else img).save(dest, format=fmt, **options)
             break
         except Exception as e:  # Pillow raises many types here
             if i == len(attempts) - 1:
                 raise OutputError(f"cannot write this {fmt} back ({type(e).__name__}: {e})") from None
-    if fmt == "JPEG" and picture.jpeg_bytes is not None:
+            dest.seek(start)
+            dest.truncate()
+    if repair_jpeg:
         with c_library_quiet():
-            return _as_jpeg_repair(picture, pixels, buf.getvalue(), same_tables=not jpeg_quality)
-    return buf.getvalue()
+            out.write(_as_jpeg_repair(picture, pixels, dest.getvalue(), same_tables=not jpeg_quality))
 
 
 def _as_jpeg_repair(picture: Picture, pixels: np.ndarray, encoded: bytes, same_tables: bool) -> bytes:
@@ -567,10 +579,11 @@ def mode_of(path: str | os.PathLike) -> int | None:
         return None
 
 
-def write_atomic(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
+def write_atomic(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], None], mode: int | None = None) -> None:
     """Write bytes to `path` through a temp file + rename; on failure nothing appears under `path`.
-    The file gets `mode` (an input's permission bits), else what the umask gives a new file, never the
-    temp file's private 0600."""
+    `data` may instead be a function that writes into the open temp file (an encoder, so a huge image's
+    encoding is not held in memory). The file gets `mode` (an input's permission bits), else what the
+    umask gives a new file, never the temp file's private 0600."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -579,17 +592,23 @@ def write_atomic(path: str | os.PathLike, data: bytes, mode: int | None = None) 
         raise OutputError(f"cannot write to {path.parent}: {e.strerror or e}") from None
     try:
         os.fchmod(fd, DEFAULT_FILE_MODE if mode is None else mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        os.close(fd)
+        with open(tmp, "wb") as f:  # by name: encoders (tifffile) want a file that has one
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:  # an encoder's error too: no temp file is left behind
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
 
 
 def write_png(path: str | os.PathLike, pixels: np.ndarray) -> None:
@@ -604,4 +623,4 @@ def write_png(path: str | os.PathLike, pixels: np.ndarray) -> None:
 
 def write_image(path: str | os.PathLike, picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None,
                 mode: int | None = None) -> None:
-    write_atomic(path, encode_image(picture, pixels, jpeg_quality), mode)
+    write_atomic(path, lambda f: encode_into(f, picture, pixels, jpeg_quality), mode)

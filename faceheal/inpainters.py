@@ -124,8 +124,9 @@ class GeneratorInpainter:
 
         with self._autocast():
             # on a CPU a batch of windows is no faster than its windows one by one, and each costs its
-            # attention map: at most 4 at a time (100 MP scan, benchmarks/bench_huge_scan.py)
-            batch = self.batch_size if self.device.type == "cuda" else min(self.batch_size, 4)
+            # attention map: one at a time (100 MP scan, benchmarks/bench_huge_scan.py: 70.3 s and peak RSS
+            # 1,616 MB one at a time, 71.6 s and 1,660 MB two, about 1,700 MB four)
+            batch = self.batch_size if self.device.type == "cuda" else 1
             return inpaint_windows(self.texture, image, hole, batch_size=batch, device=self.device)
 
     def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray | None:

@@ -25,8 +25,8 @@ from faceheal.errors import FacehealError, NoFaceFound, OutputError
 from faceheal.faces.align import (AlignedFace, align_face, align_with_matrix, change_weight, crop_region, paste_back,
                                   shift_matrix, template)
 from faceheal.faces.detect import Face, FaceDetector
-from faceheal.images import (Picture, apply_tone, descreened, encode_image, from_float_rgb, mode_of, monotone_tone, read_image,
-                             to_float_rgb, write_atomic, write_png)
+from faceheal.images import (Picture, apply_tone, descreened, encode_image, encode_into, from_float_rgb, mode_of,
+                             monotone_tone, read_image, to_float_rgb, write_atomic, write_png)
 from faceheal.grain import add_grain, is_grainy
 from faceheal.inpainters import Inpainter, classical_fill
 from faceheal.model.weights import sha256_of
@@ -310,14 +310,17 @@ class Restorer:
             _release_freed_memory()  # the texture pass's windows: back to the OS before the encoder's buffers
             with self._timed("encode_write"):
                 stored = pic.store(out_display)
-                data = encode_image(pic, stored, self.options.jpeg_quality)
                 if pic.format == "JPEG":  # what really differs once encoded: the repaired blocks only
                     from faceheal.jpeg_blocks import decode
 
+                    data = encode_image(pic, stored, self.options.jpeg_quality)
                     decoded = decode(data)
                     if decoded.shape == pic.pixels.shape:
                         res.pixels_changed = count_changed(decoded, pic.pixels)
-                write_atomic(out_path, data, mode_of(item.source.path))
+                    write_atomic(out_path, data, mode_of(item.source.path))
+                else:  # encoded straight into the output's temp file: never a second copy in memory
+                    write_atomic(out_path, lambda f: encode_into(f, pic, stored, self.options.jpeg_quality),
+                                 mode_of(item.source.path))
         res.output = str(out_path)
         if self.options.layout_dir is not None:
             self._write_layouts(item, res)

@@ -17,7 +17,7 @@ from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
 from faceheal.cli import app
-from faceheal.images import read_image
+from faceheal.images import Picture, read_image
 from tests.conftest import EXAMPLES, ROOT, read_rgb, write_png
 
 runner = CliRunner()
@@ -206,6 +206,27 @@ def test_full_disk_is_one_clear_error_and_leaves_nothing_half_written(tmp_path, 
     assert not (tmp_path / "new.png").exists()
     assert (tmp_path / "old.png").read_bytes() == b"complete earlier output"  # nothing already written is lost
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]  # no temp files left behind
+
+
+def test_an_image_is_encoded_straight_into_its_temp_file_and_a_failed_encode_leaves_nothing(tmp_path):
+    """A scan's encoding goes into the output's temp file (never held in memory as well); an encoder that
+    fails half-way leaves neither a temp file nor a partial output, and an earlier output stays."""
+    from faceheal.errors import OutputError
+    from faceheal.images import encode_image, write_image
+
+    src = tmp_path / "scan.tif"
+    pixels = (np.arange(300 * 200, dtype=np.uint32).reshape(300, 200) * 7 % 65536).astype(np.uint16)
+    Image.fromarray(pixels).save(src, compression="tiff_lzw")
+    pic = read_image(src)
+    write_image(tmp_path / "out.tif", pic, pic.pixels)
+    assert (tmp_path / "out.tif").read_bytes() == encode_image(pic, pic.pixels)
+    assert np.array_equal(read_image(tmp_path / "out.tif").pixels, pixels)
+    (tmp_path / "kept.tif").write_bytes(b"complete earlier output")
+    broken = Picture(pixels=pic.pixels, format="TIFF", info=pic.info, frames=2)  # the encoder refuses it
+    with pytest.raises(OutputError, match="frames"):
+        write_image(tmp_path / "kept.tif", broken, pic.pixels)
+    assert (tmp_path / "kept.tif").read_bytes() == b"complete earlier output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.tif", "out.tif", "scan.tif"]
 
 
 @pytest.mark.parametrize("mode", ["1", "P", "CMYK", "LAB"])
