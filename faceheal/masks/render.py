@@ -15,7 +15,7 @@ import numpy as np
 from faceheal.masks.synthetic import synthetic_mask
 
 DAMAGE_KINDS = ("scratches", "missing", "dust", "stains", "tears")
-VISIBLE = 0.015  # least change of a damaged pixel (any channel, 0-1) for it to count as damage
+VISIBLE = 0.04  # least change of a damaged pixel (any channel, 0-1; 10 levels of 255) for it to count as damage
 
 
 def _scratch_layer(shape, rng: np.random.Generator) -> np.ndarray:
@@ -69,7 +69,7 @@ def _stain_colour(rng: np.random.Generator) -> np.ndarray:
     """Rust, brown, ochre or yellow (foxing, water), or gray-green to black (mould)."""
     if rng.random() < 0.75:
         hue = rng.uniform(8, 45)  # degrees: red-orange to yellow
-        hsv = np.uint8([[[hue / 2, rng.uniform(90, 230), rng.uniform(70, 210)]]])
+        hsv = np.uint8([[[hue / 2, rng.uniform(110, 230), rng.uniform(60, 190)]]])
         return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255
     g = rng.uniform(0.05, 0.4)
     return np.array([g * rng.uniform(0.85, 1.0), g, g * rng.uniform(0.8, 1.0)], np.float32)
@@ -113,12 +113,13 @@ def render_damage(rgb: np.ndarray, kind: str, rng: np.random.Generator | int | N
         alpha = m
     elif kind == "stains":
         alpha = _stain_layer((h, w), rng)
-        a = (alpha * rng.uniform(0.35, 0.9))[..., None]
-        if rng.random() < 0.5:  # the stain tints the print: darkens and colours it
-            damaged = rgb * (1 - a) + rgb * _stain_colour(rng) * 1.4 * a
+        a = (alpha * rng.uniform(0.5, 0.95))[..., None]
+        colour = _stain_colour(rng)
+        if rng.random() < 0.3:  # a dye soaked into the print: darkens and colours what is there
+            damaged = rgb * (1 - a) + rgb * colour * a
         else:
-            damaged = rgb * (1 - a) + _stain_colour(rng) * a
-        return _result(rgb, damaged, alpha)
+            damaged = rgb * (1 - a) + colour * a
+        return _result(rgb, damaged, a[..., 0] / 0.85)  # true where the stain is dense, not its faint rim
     elif kind == "tears":
         alpha = _tear((h, w), rng)
         r = rng.random()
