@@ -94,7 +94,7 @@ def restore(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: the shipped ones)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Faces per model batch (default 8 on CPU, 64 on CUDA)."),
-    precision: str = typer.Option("auto", "--precision", help="Generator arithmetic: auto (TF32 on CUDA; bf16 on CPUs with native bf16, else fp32), fp32 (the same bits on every machine), tf32 or bf16."),
+    precision: str = typer.Option("auto", "--precision", help="Generator and damage detector arithmetic: auto (TF32 on CUDA; bf16 on CPUs with native bf16, else fp32), fp32 (the same bits on every machine), tf32 or bf16."),
     loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model, and as many that paste back and write behind it (default 1 on CPU, up to 8 on CUDA)."),
     detector: str = typer.Option("auto", "--detector", help="Face detector: auto (MTCNN's nets in torch on a GPU, on OpenCV's dnn on a CPU), mtcnn (OpenCV) or mtcnn-torch (torch on --device)."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
@@ -164,7 +164,9 @@ def restore(
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
         if mask is None and masks is None:
             damage_resolved = _check_damage_detector(damage_detector)
-            mask_source = detected_masks(sensitivity, damage_detector, wide_damage, grow)
+            # the detector runs on the CPU: fp32 when the generator was asked for the same bits everywhere
+            detector_precision_asked = {"fp32": "fp32", "tf32": "fp32", "bf16": "bf16"}.get(precision, "auto")
+            mask_source = detected_masks(sensitivity, damage_detector, wide_damage, grow, precision=detector_precision_asked)
         else:
             damage_resolved, mask_source = None, MaskSource(mask_file=mask, masks_dir=masks, grow=grow)
         # every option is recorded as given, from the one declaration above, except the plumbing that
@@ -172,6 +174,9 @@ def restore(
         parameters = {k: str(v) if isinstance(v, Path) else v for k, v in ctx.params.items() if k not in RUN_PLUMBING}
         parameters.update(precision=inpainter.precision, grow=mask_source.grow, fill_outside=fill_outside,
                           save_layout=str(save_layout) if save_layout else None, damage_detector=damage_resolved)
+        if damage_resolved and damage_resolved.startswith("learned"):
+            from faceheal.masks.learned import detector_precision
+            parameters["damage_detector_precision"] = detector_precision(detector_precision_asked)
         if not mask_source.is_auto:  # the detector's knobs shape nothing when the masks are given
             parameters.update(sensitivity=None, wide_damage=None)
         restorer = Restorer(inpainter, det, mask_source, options, parameters)

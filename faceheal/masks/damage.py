@@ -17,7 +17,7 @@ stays bounded.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -32,6 +32,7 @@ class DamageSettings:
     dust: bool = True
     painted: bool = True
     detector: str = "auto"  # auto: learned when its weights are present | learned | classical
+    precision: str = "auto"  # the learned detector's arithmetic: auto (bf16 on a CPU with native bf16) | fp32 | bf16
 
     def threshold_scale(self) -> float:
         return float(np.interp(self.sensitivity, [0.0, 0.5, 1.0], [1.6, 1.0, 0.6]))
@@ -250,8 +251,7 @@ def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
         size = (max(1, round(w * coarse)), max(1, round(h * coarse)))
         small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         local = [(x * coarse, y * coarse, r * coarse) for x, y, r in (protect or [])]
-        no_paint = DamageSettings(sensitivity=settings.sensitivity, scratches=settings.scratches, dust=settings.dust,
-                                  painted=False, detector=settings.detector)  # paint is exact: found at full size
+        no_paint = replace(settings, painted=False)  # paint is exact: found at full size
         found = _detect_damage(small, no_paint, local, tile, overlap)
         if found.any():
             mask |= cv2.resize(found.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
@@ -260,7 +260,7 @@ def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
 
 def _detect_damage(rgb: np.ndarray, settings: DamageSettings, protect, tile: int, overlap: int) -> np.ndarray:
     if settings.detector != "classical":
-        learned = learned_detector(required=settings.detector == "learned")
+        learned = learned_detector(required=settings.detector == "learned", precision=settings.precision)
         if learned is not None:
             return _learned_damage(learned, rgb, settings, protect, tile, overlap)
     h, w = rgb.shape[:2]
@@ -282,17 +282,17 @@ _LEARNED: dict = {}
 _LEARNED_LOCK = threading.Lock()
 
 
-def learned_detector(required: bool = False):
-    """The learned detector with the shipped weights (loaded once), or None when they are absent and
-    not `required` (then the classical detector is used)."""
+def learned_detector(required: bool = False, precision: str = "auto"):
+    """The learned detector with the shipped weights (loaded once per precision), or None when they are
+    absent and not `required` (then the classical detector is used)."""
     from faceheal.masks.learned import DEFAULT_DAMAGE_WEIGHTS, LearnedDamageDetector
 
     with _LEARNED_LOCK:  # restore's loader threads may ask at once
-        if "detector" not in _LEARNED:
+        if precision not in _LEARNED:
             if not DEFAULT_DAMAGE_WEIGHTS.is_file() and not required:
                 return None
-            _LEARNED["detector"] = LearnedDamageDetector(DEFAULT_DAMAGE_WEIGHTS)
-        return _LEARNED["detector"]
+            _LEARNED[precision] = LearnedDamageDetector(DEFAULT_DAMAGE_WEIGHTS, precision=precision)
+        return _LEARNED[precision]
 
 
 def damage_decision(detector: str = "auto"):
@@ -334,8 +334,7 @@ def _learned_damage(learned, pixels: np.ndarray, settings: DamageSettings, prote
             drop[0] = False
             window &= ~drop[labels]
     if settings.painted:
-        paint_only = DamageSettings(sensitivity=settings.sensitivity, scratches=False, dust=False, painted=True,
-                                    detector="classical")
+        paint_only = replace(settings, scratches=False, dust=False, painted=True, detector="classical")
         mask |= _detect_damage(pixels, paint_only, None, tile, overlap)
     if mask.any():  # cover the soft edges of a scratch, as the classical detector does
         mask = cv2.dilate(mask.astype(np.uint8), _ellipse(3)) > 0

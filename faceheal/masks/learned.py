@@ -133,10 +133,23 @@ def load_damage_net(path: Path = DEFAULT_DAMAGE_WEIGHTS) -> tuple[DamageNet, dic
                         "damage detector")
 
 
+def detector_precision(precision: str = "auto", device: str | torch.device = "cpu") -> str:
+    """`auto`: bf16 autocast on a CPU with native bf16 (twice the fp32 rate on this project's machine;
+    on val faces, F1 per damage kind moves by at most 0.003; 2-4 % of the flagged pixels differ from
+    fp32, over 90 % of them on the flags' 1 px edge), else fp32."""
+    from faceheal.inpainters import cpu_has_native_bf16
+
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.device(device).type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
 class LearnedDamageDetector:
     """Damage masks for whole photos, tiled so memory stays bounded on huge scans."""
 
-    def __init__(self, weights: Path = DEFAULT_DAMAGE_WEIGHTS, device: str = "cpu", tile: int = 1024, overlap: int = 48):
+    def __init__(self, weights: Path = DEFAULT_DAMAGE_WEIGHTS, device: str = "cpu", tile: int = 1024, overlap: int = 48,
+                 precision: str = "auto"):
+        """precision: see `detector_precision`; `fp32` gives the same bits on every machine."""
         self.weights = Path(weights)
         model, self.meta = load_damage_net(self.weights)
         self.model = fold_batch_norm(model)
@@ -145,6 +158,7 @@ class LearnedDamageDetector:
         if self.device.type == "cpu":  # oneDNN's fast path for few-channel convolutions: 2x here
             self.model = self.model.to(memory_format=torch.channels_last)
         self.tile, self.overlap = tile, overlap
+        self.precision = detector_precision(precision, self.device)
 
     def threshold(self, sensitivity: float) -> float:
         """Probability threshold: the held-out best at sensitivity 0.5, lower (more found) towards 1."""
@@ -168,7 +182,8 @@ class LearnedDamageDetector:
                 if tile.dtype != np.float32 or tile.ndim != 3 or tile.shape[2] != 3:
                     tile = to_float_rgb(tile)
                 x = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None].to(self.device)
-                logits = self.model(x)[0, 0].cpu().numpy()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                    logits = self.model(x)[0, 0].float().cpu().numpy()
                 ye, xe = min(h, y0 + step), min(w, x0 + step)
                 # logit > log(t / (1 - t)) is probability > t, without the sigmoid over every pixel
                 cut = float(np.log(threshold / (1 - threshold)))

@@ -110,10 +110,11 @@ def grow_mask(mask: np.ndarray, radius: int) -> np.ndarray:
 
 
 def detected_masks(sensitivity: float = 0.5, detector: str = "auto", wide: bool = False, grow: int | None = None,
-                   decision: bool = True) -> MaskSource:
+                   decision: bool = True, precision: str = "auto") -> MaskSource:
     """The damage detector as a MaskSource (eyes and mouths protected), with its per-face decision
-    when the detector has one (`decision=False`: every flag kept, for calibrating the decision)."""
-    return MaskSource(auto=auto_damage_mask(sensitivity, detector, wide), grow=grow,
+    when the detector has one (`decision=False`: every flag kept, for calibrating the decision).
+    precision: the learned detector's arithmetic (auto, fp32 or bf16)."""
+    return MaskSource(auto=auto_damage_mask(sensitivity, detector, wide, precision), grow=grow,
                       decide=auto_damage_decision(sensitivity, detector) if decision else None)
 
 
@@ -135,11 +136,11 @@ def auto_damage_decision(sensitivity: float = 0.5, detector: str = "auto"):
     return run
 
 
-def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto", wide: bool = False):
+def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto", wide: bool = False, precision: str = "auto"):
     """The damage detector as a MaskSource callback: damage mask with eyes and mouths protected."""
     from faceheal.masks.damage import DamageSettings, coarse_scale, detect_damage, protected_discs
 
-    settings = DamageSettings(sensitivity=sensitivity, detector=detector)
+    settings = DamageSettings(sensitivity=sensitivity, detector=detector, precision=precision)
     return lambda rgb, landmarks: detect_damage(rgb, settings, protected_discs(landmarks),
                                                 coarse=coarse_scale(landmarks) if wide else None)
 
