@@ -48,7 +48,7 @@ def test_tiled_mask_matches_one_pass(tmp_path):
 def test_training_samples_are_damaged_where_the_truth_says():
     face = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
     rng = np.random.default_rng(0)
-    for kind in ("scratches", "missing", "dust", "stains", "tears", "painted"):
+    for kind in ("scratches", "hairlines", "missing", "dust", "stains", "tears", "painted"):
         rgb, truth = damage_sample(face, rng, size=128, kinds=(kind,))
         assert rgb.shape == (128, 128, 3) and truth.shape == (128, 128) and truth.any()
 
@@ -59,17 +59,17 @@ def test_rendered_damage_is_true_only_where_it_visibly_changed_the_photo():
     from faceheal.masks.render import VISIBLE
 
     face = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png").astype(np.float32) / 255
-    for kind in ("scratches", "missing", "dust", "stains", "tears"):
+    for kind in ("scratches", "hairlines", "missing", "dust", "stains", "tears"):
         for seed in range(6):
             damaged, truth = render_damage(face, kind, np.random.default_rng(seed))
             assert truth.any(), (kind, seed)
             assert (np.abs(damaged - face).max(axis=2)[truth] > VISIBLE).all()
             if kind == "tears":
                 assert truth[0].any() or truth[-1].any() or truth[:, 0].any() or truth[:, -1].any()
-    paper = np.full((64, 64, 3), 0.97, np.float32)  # bright scratches on white paper barely show
+    paper = np.full((64, 64, 3), 0.97, np.float32)  # faint bright hairlines on white paper barely show
     unlabelled = 0
     for seed in range(20):
-        damaged, truth = render_damage(paper, "scratches", np.random.default_rng(seed))
+        damaged, truth = render_damage(paper, "hairlines", np.random.default_rng(seed))
         unlabelled += int((np.abs(damaged - paper).max(axis=2)[~truth] > 0.005).sum())
         assert not truth[np.abs(damaged - paper).max(axis=2) <= VISIBLE].any()
     assert unlabelled > 0

@@ -1,6 +1,6 @@
 """Synthetic damage rendered onto clean photos: the ground truth for training and scoring a damage
 detector. Kinds: `scratches` (thin bright or dark lines, 1-4 px, slightly curved, sometimes
-branching; from faint, soft hairlines to full contrast), `missing` (paper-white or black areas with
+branching), `hairlines` (the same, 1-2 px, faint and often soft), `missing` (paper-white or black areas with
 ragged edges, like lost emulsion), `dust` (small bright or dark specks), `stains` (foxing, mould and
 water spots: soft, tinted, 1-12 px, in clusters) and `tears` (a piece missing from an edge or a
 corner of the print, jagged, with whatever lay behind it showing: paper, the scanner lid, a table).
@@ -14,18 +14,18 @@ import numpy as np
 
 from faceheal.masks.synthetic import synthetic_mask
 
-DAMAGE_KINDS = ("scratches", "missing", "dust", "stains", "tears")
+DAMAGE_KINDS = ("scratches", "missing", "dust", "stains", "tears", "hairlines")
 VISIBLE = 0.04  # least change of a damaged pixel (any channel, 0-1; 10 levels of 255) for it to count as damage
 
 
-def _scratch_layer(shape, rng: np.random.Generator) -> np.ndarray:
+def _scratch_layer(shape, rng: np.random.Generator, widths: tuple[int, int] = (1, 4)) -> np.ndarray:
     h, w = shape
     layer = np.zeros((h, w), np.float32)
     for _ in range(int(rng.integers(1, 6))):
         p = np.array([rng.uniform(0, w), rng.uniform(0, h)])
         angle = rng.uniform(0, 2 * np.pi)
         length = rng.uniform(0.3, 1.2) * max(h, w)
-        width = int(rng.integers(1, 4))
+        width = int(rng.integers(*widths))
         pts = [p.copy()]
         for _ in range(16):
             angle += rng.normal(0, 0.08)
@@ -100,8 +100,8 @@ def render_damage(rgb: np.ndarray, kind: str, rng: np.random.Generator | int | N
     """Damage a float RGB image in [0, 1]: returns (damaged image, ground-truth mask (H, W) bool)."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     h, w = rgb.shape[:2]
-    if kind == "scratches":
-        alpha = _scratch_layer((h, w), rng)
+    if kind in ("scratches", "hairlines"):
+        alpha = _scratch_layer((h, w), rng, (1, 4) if kind == "scratches" else (1, 3))
     elif kind == "dust":
         alpha = _dust_layer((h, w), rng)
     elif kind == "missing":
@@ -137,11 +137,10 @@ def render_damage(rgb: np.ndarray, kind: str, rng: np.random.Generator | int | N
         raise ValueError(f"unknown damage kind {kind!r} (choose from {', '.join(DAMAGE_KINDS)})")
     bright = kind == "missing" and rng.random() < 0.7 or kind != "missing" and rng.random() < 0.75
     tone = rng.uniform(0.85, 1.0) if bright else rng.uniform(0.0, 0.15)
-    strength = 1.0 if kind == "missing" else rng.uniform(0.2, 0.5) if kind == "scratches" and rng.random() < 0.3 \
-        else rng.uniform(0.6, 1.0)
+    strength = 1.0 if kind == "missing" else rng.uniform(0.2, 0.5) if kind == "hairlines" else rng.uniform(0.6, 1.0)
     a = (alpha * strength)[..., None]
     damaged = rgb * (1 - a) + tone * a
-    if kind == "scratches" and rng.random() < 0.3:  # soft, out-of-focus hairlines
+    if kind == "hairlines" and rng.random() < 0.5:  # soft, out of focus
         soft = cv2.GaussianBlur(damaged, (0, 0), rng.uniform(0.4, 0.8))
         damaged = np.where(cv2.dilate(alpha, np.ones((5, 5), np.uint8))[..., None] > 0, soft, damaged)
     return _result(rgb, damaged, alpha)

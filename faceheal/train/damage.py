@@ -87,7 +87,8 @@ def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
         rgb = hard_negative(rgb, rng)
     truth = np.zeros((size, size), bool)
     if kinds is None:
-        pool, p = list(TRAIN_KINDS), np.array([0.3, 0.15, 0.15, 0.15, 0.1, 0.15])
+        # scratches, missing, dust, stains, tears, hairlines, painted
+        pool, p = list(TRAIN_KINDS), np.array([0.22, 0.14, 0.14, 0.14, 0.1, 0.1, 0.16])
         if families:
             pool, p = pool + list(families), np.concatenate([p / 2, np.full(len(families), 0.5 / len(families))])
         kinds = () if rng.random() < clean_share else tuple(
