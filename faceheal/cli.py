@@ -458,7 +458,7 @@ def train_damage(
                                                   batch_size=batch_size, lr=lr, threads=threads, seed=seed,
                                                   backgrounds=tuple(str(b) for b in backgrounds or ()),
                                                   families=tuple(family or ()), init=str(init) if init else None))
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (FileNotFoundError, ValueError, KeyError, FacehealError) as e:
         raise _usage(f"{data}: {e}")
     if resume and trainer.resume():
         print(f"faceheal: resumed {out / 'last.pt'} at step {trainer.step}", file=sys.stderr)

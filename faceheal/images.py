@@ -591,17 +591,25 @@ def write_atomic(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], Non
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror or e}") from None
     try:
-        os.fchmod(fd, DEFAULT_FILE_MODE if mode is None else mode)
-        os.close(fd)
-        with open(tmp, "wb") as f:  # by name: encoders (tifffile) want a file that has one
+        # opened by name too (encoders such as tifffile want a file that has one), while still the
+        # private 0600 file mkstemp made, and checked to be that very file; the output's mode (which may
+        # be read-only, as archival masters often are) is set only once it is written
+        with open(tmp, "r+b") as f:
+            if not os.path.sameopenfile(f.fileno(), fd):
+                raise OSError(f"{tmp} was replaced while being written")
+            os.close(fd)
+            fd = -1
             if callable(data):
                 data(f)
             else:
                 f.write(data)
             f.flush()
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), DEFAULT_FILE_MODE if mode is None else mode)
         os.replace(tmp, path)
     except BaseException as e:  # an encoder's error too: no temp file is left behind
+        if fd >= 0:
+            os.close(fd)
         try:
             os.unlink(tmp)
         except OSError:

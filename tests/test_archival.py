@@ -229,6 +229,23 @@ def test_an_image_is_encoded_straight_into_its_temp_file_and_a_failed_encode_lea
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.tif", "out.tif", "scan.tif"]
 
 
+def test_a_read_only_input_mode_is_given_to_its_output_only_once_it_is_written(tmp_path):
+    """Archival masters are often read-only (0444) and their outputs take that mode: it must be set only
+    after the data is in (written into a 0444 file, anyone but root is refused)."""
+    from faceheal.images import write_atomic
+
+    seen = []
+
+    def encoder(f):
+        seen.append(os.stat(f.name).st_mode & 0o777)  # the temp file, while it is written
+        f.write(b"y" * 10)
+
+    write_atomic(tmp_path / "b.tif", encoder, 0o444)
+    assert seen == [0o600]
+    assert (tmp_path / "b.tif").stat().st_mode & 0o777 == 0o444 and (tmp_path / "b.tif").read_bytes() == b"y" * 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tif"]
+
+
 @pytest.mark.parametrize("mode", ["1", "P", "CMYK", "LAB"])
 def test_bilevel_palette_cmyk_and_lab_files_come_back_in_their_own_mode(tmp_path, mode):
     """Converted for the model, written back in the file's mode: unchanged pixels exactly as stored,

@@ -82,41 +82,14 @@ def _spots(tophat: np.ndarray, threshold: float, max_area: int) -> np.ndarray:
 # blown-out rim light of a clean selfie in photos/large has rings of 0.99-1.0, painted strokes on
 # photos/painted_damage 0.18-0.48
 BLOWN_RING = 0.95
-# A clipped highlight fades: many pixels touching it are nearly white and brighter than the pixels
-# 3-5 px further out, even where a dark edge runs along part of it. Paint, even anti-aliased, touches
-# the photo's own tones (median 0.41-0.53 on val faces) with a hard edge. On val, a share of 0.2 left
-# out 61 % of the rim-light negative's white pixels and none of the rendered or real paint.
-SOFT_RING, SOFT_FALL, SOFT_SHARE = 0.85, 0.02, 0.2
-# a pure-white piece touching the photo's edge that is convex (straight sides): the print's border,
-# the scanner lid beyond a crooked scan, padding; paint and holes are ragged (solidity 0.15-0.86)
-BORDER_SOLIDITY = 0.95
-
-
-def _fading_share(gray: np.ndarray, white: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """Per white component: the share of the pixels touching it that are nearly white and brighter than
-    the pixels 3-5 px further out in the same direction (each far pixel compared with its nearest
-    touching pixel)."""
-    touch = (cv2.dilate(white.astype(np.uint8), _ellipse(3)) > 0) & ~white
-    _, nearest = cv2.distanceTransformWithLabels((~touch).astype(np.uint8), cv2.DIST_L2, 3,
-                                                 labelType=cv2.DIST_LABEL_PIXEL)
-    from_white = cv2.distanceTransform((~white).astype(np.uint8), cv2.DIST_L2, 3)
-    far = (from_white >= 4) & (from_white <= 6)
-    ty, tx = np.nonzero(touch)  # DIST_LABEL_PIXEL numbers the zero pixels in scan order: the touching ones
-    idx = np.zeros(int(nearest.max()) + 1, np.int64)
-    idx[1:len(ty) + 1] = np.arange(len(ty))
-    which = idx[nearest[far]]
-    far_sum = np.bincount(which, weights=gray[far], minlength=len(ty))
-    far_cnt = np.bincount(which, minlength=len(ty))
-    near = gray[ty, tx]
-    fading = (near >= SOFT_RING) & (far_cnt > 0) & (near - far_sum / np.maximum(far_cnt, 1) > SOFT_FALL)
-    owner = cv2.dilate(labels.astype(np.float32), _ellipse(3)).astype(np.int64)[ty, tx]
-    return np.bincount(owner, weights=fading, minlength=n) / np.maximum(np.bincount(owner, minlength=n), 1)
 
 
 def _along_photo_edge(labels: np.ndarray, c: int, box, photo_edges, thickness: float) -> bool:
-    """Piece `c` is convex and runs along one of the photo's edges (it touches it over a stretch much
-    longer than the piece is thick, or a third of the side): a stroke that merely crosses the edge is
-    not a border."""
+    """Piece `c` is the print's border: it touches the photo's edge over a stretch much longer than it
+    is thick (or a third of the side), and what it leaves of the photo around it is convex (straight
+    sides: the convex hull of the rest, in the piece's box grown by a margin, adds under 5 % of the
+    piece's area). A band along one side, white beyond a crooked straight edge, a frame on all four
+    sides or along two qualify; a stroke crossing the edge and a ragged hole cut notches, and do not."""
     h, w = labels.shape
     x, y, bw, bh = (int(v) for v in box)
     top, bottom, left, right = photo_edges
@@ -125,8 +98,17 @@ def _along_photo_edge(labels: np.ndarray, c: int, box, photo_edges, thickness: f
                   piece[:, 0].sum() if left and x == 0 else 0, piece[:, -1].sum() if right and x + bw == w else 0)
     if contact < min(8 * max(thickness, 1.0), min(h, w) / 3):
         return False
-    hull = cv2.convexHull(cv2.findNonZero(piece.astype(np.uint8)))
-    return bool(piece.sum() >= BORDER_SOLIDITY * max(cv2.contourArea(hull), 1.0))
+    m = int(4 * max(thickness, 1.0)) + 8
+    x0, y0, x1, y1 = max(0, x - m), max(0, y - m), min(w, x + bw + m), min(h, y + bh + m)
+    rest = labels[y0:y1, x0:x1] != c
+    if not rest.any():
+        return True  # the piece fills its surroundings: nothing of the photo here to cut into
+    # the hull of the rest is the hull of its outline: its pixels beside the piece and on the box's edge
+    outline = rest & (cv2.dilate((~rest).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    outline[0], outline[-1], outline[:, 0], outline[:, -1] = rest[0], rest[-1], rest[:, 0], rest[:, -1]
+    hull = cv2.convexHull(cv2.findNonZero(outline.astype(np.uint8)))
+    notches = cv2.contourArea(hull) - rest.sum()  # pixel centres' hull: a convex rest gives about -perimeter/2
+    return bool(notches <= 0.05 * piece.sum())
 
 
 def _painted(rgb: np.ndarray, max_width: float, photo_edges: tuple[bool, bool, bool, bool] = (True,) * 4) -> np.ndarray:
@@ -150,7 +132,6 @@ def _painted(rgb: np.ndarray, max_width: float, photo_edges: tuple[bool, bool, b
     ring = (ring_labels > 0) & ~white  # the pixels up to 3 px outside each piece
     ring_cnt = np.bincount(ring_labels[ring], minlength=n)
     ring_mean = np.bincount(ring_labels[ring], weights=gray[ring], minlength=n) / np.maximum(ring_cnt, 1)
-    soft_share = _fading_share(gray, white, labels, n)
     keep = np.zeros(n, bool)
     flat_labels, flat_dist = labels.ravel(), dist.ravel()
     order = np.argsort(flat_labels, kind="stable")
@@ -161,8 +142,6 @@ def _painted(rgb: np.ndarray, max_width: float, photo_edges: tuple[bool, bool, b
             continue
         if ring_cnt[c] > 0 and ring_mean[c] > BLOWN_RING:
             continue  # near-white all round: a blown-out highlight (rim light, a lamp), not paint
-        if soft_share[c] >= SOFT_SHARE:
-            continue  # fades up to white along most of its rim: a clipped highlight
         thickness = float(np.percentile(d, 90))
         if _along_photo_edge(labels, c, stats[c, :4], photo_edges, thickness):
             continue  # straight-sided, lying along the photo's edge: a border or padding

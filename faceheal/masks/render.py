@@ -91,9 +91,11 @@ def _tear(shape, rng: np.random.Generator) -> np.ndarray:
         d0, d1 = rng.uniform(0.0, 0.35, 2)
         depth = np.clip(d0 + (d1 - d0) * t + jag, 0, 0.6)
         poly = np.concatenate([[[0.0, 0.0]], np.stack([t, depth], 1), [[1.0, 0.0]]])
-    alpha = np.zeros((h, w), np.float32)
-    cv2.fillPoly(alpha, [(poly * [w, h]).astype(np.int32)], 1.0, cv2.LINE_AA)
-    return np.ascontiguousarray(np.rot90(alpha, int(rng.integers(4)))) if h == w else alpha[::rng.choice([-1, 1]), ::rng.choice([-1, 1])].copy()
+    side = int(rng.integers(4))  # drawn from the top, then turned to its side
+    th, tw = (h, w) if side % 2 == 0 else (w, h)
+    alpha = np.zeros((th, tw), np.float32)
+    cv2.fillPoly(alpha, [(poly * [tw, th]).astype(np.int32)], 1.0, cv2.LINE_AA)
+    return np.ascontiguousarray(np.rot90(alpha, side))
 
 
 def render_damage(rgb: np.ndarray, kind: str, rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, np.ndarray]:

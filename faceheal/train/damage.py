@@ -178,9 +178,8 @@ class DamageTrainer:
         self.val_photos = [val_photos[i].astype(np.float32) / 255
                            for i in sorted(vrng.permutation(len(val_photos))[:cfg.val_photos])]
         test_idx = PreparedFaces(Path(cfg.data), "val").indices  # selection: never the reported test split
-        self.model = DamageNet(DamageNetConfig())
-        if cfg.init:
-            self.model.load_state_dict(load_damage_net(Path(cfg.init))[0].float().state_dict())
+        # from scratch, or fine-tuned from given weights (their own widths)
+        self.model = load_damage_net(Path(cfg.init))[0].float().train() if cfg.init else DamageNet(DamageNetConfig())
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.step, self.elapsed, self.best = 0, 0.0, -1.0
         # fixed held-out set: whole 256 crops, each kind alone, plus clean crops for false alarms
