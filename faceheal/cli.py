@@ -94,7 +94,7 @@ def restore(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Generator weights (default: the shipped ones)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Faces per model batch (default 8 on CPU, 64 on CUDA)."),
-    precision: str = typer.Option("auto", "--precision", help="Generator and damage detector arithmetic: auto (TF32 on CUDA; bf16 on CPUs with native bf16, else fp32), fp32 (the same bits on every machine), tf32 or bf16."),
+    precision: str = typer.Option("auto", "--precision", help="Generator arithmetic: auto (TF32 on CUDA; bf16 on CPUs with native bf16, else fp32), fp32 (the same bits on every machine), tf32 or bf16 (bf16 also runs the damage detector in bf16; otherwise it runs in fp32)."),
     loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model, and as many that paste back and write behind it (default 1 on CPU, up to 8 on CUDA)."),
     detector: str = typer.Option("auto", "--detector", help="Face detector: auto (MTCNN's nets in torch on a GPU, on OpenCV's dnn on a CPU), mtcnn (OpenCV) or mtcnn-torch (torch on --device)."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
@@ -164,7 +164,7 @@ def restore(
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
         if mask is None and masks is None:
             damage_resolved = _check_damage_detector(damage_detector)
-            # the detector runs on the CPU: fp32 when the generator was asked for the same bits everywhere
+            # the damage detector: fp32 (its per-face decision was calibrated on fp32 masks) unless bf16 is asked for
             detector_precision_asked = {"fp32": "fp32", "tf32": "fp32", "bf16": "bf16"}.get(precision, "auto")
             mask_source = detected_masks(sensitivity, damage_detector, wide_damage, grow, precision=detector_precision_asked)
         else:
