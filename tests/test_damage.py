@@ -74,6 +74,24 @@ def test_a_blown_out_highlight_is_not_paint():
     assert _painted(painted, max_width=0.06 * 300).sum() > 1000
 
 
+def test_an_overexposed_colour_highlight_is_not_paint():
+    """Overexposed skin clips its red first, then green, then blue: the pure-white core is ringed by
+    pixels clipped in some channels. Paint on the same skin touches unclipped colours and is taken."""
+    from faceheal.masks.damage import _painted
+
+    line = np.ones((300, 300), np.uint8)
+    cv2.line(line, (40, 120), (260, 170), 0, 1)
+    d = cv2.distanceTransform(line, cv2.DIST_L2, 5)  # distance from the shine's crest
+    gain = np.maximum(2.2 - d / 3, 0.5)  # a thin shine on a cheekbone, falling off in a few pixels
+    skin = np.array([1.0, 0.8, 0.65], np.float32)
+    img = np.clip(gain[..., None] * skin, 0, 1).astype(np.float32)
+    assert (img.min(-1) >= 0.998).sum() > 300
+    assert not _painted(img, max_width=0.06 * 300).any()
+    painted = np.full((300, 300, 3), skin * 0.8, np.float32)
+    cv2.line(painted, (20, 40), (280, 60), (1.0, 1.0, 1.0), 5)
+    assert _painted(painted, max_width=0.06 * 300).sum() > 1000
+
+
 def test_a_print_border_is_not_paint_and_soft_edged_paint_still_is():
     """A white band along the photo's edge, white beyond a crooked straight edge, a frame on all four
     sides or an L at a corner is the print's border (3.5 % of val border negatives' pixels were taken as
