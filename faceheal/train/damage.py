@@ -2,10 +2,10 @@
 
 Each sample is a random window of a clean training crop (a `faceheal prepare` folder, the same
 held-out split as the generator), rescaled, turned gray, sepia or faded part of the time, damaged with
-one to three kinds from `faceheal.masks.render` (scratches and cracks, dust, missing areas) or
-pure-white painted strokes, then given film grain, blur and JPEG part of the time, so the detector
-meets what scanners produce. A sixth of the samples stay undamaged: false alarms cost as much as
-misses. Loss: binary cross-entropy plus soft Dice (thin damage is a small fraction of the pixels).
+one to three kinds from `faceheal.masks.render` (scratches and cracks, faint hairlines, dust, stains,
+missing areas, tears) or pure-white painted strokes, then given film grain, blur and JPEG part of the
+time, so the detector meets what scanners produce. A third of the samples stay undamaged: false
+alarms cost as much as misses. `--init` fine-tunes given weights instead of starting from scratch. Loss: binary cross-entropy plus soft Dice (thin damage is a small fraction of the pixels).
 The held-out score is F1 within 1 px per kind, the same measure as benchmarks/eval_damage.py; the
 decision threshold that maximises it is stored with the weights.
 """
