@@ -53,6 +53,10 @@ def _progress(total: int | None, quiet: bool, label: str):
     return p
 
 
+# restore's --precision (the generator's) as the damage detector takes it; `faceheal mask` the same
+DETECTOR_PRECISION = {"auto": "auto", "fp32": "fp32", "tf32": "fp32", "bf16": "bf16"}
+
+
 def _check_damage_detector(name: str) -> str:
     """The detector that will run ("learned (sha256 ...)" or "classical"); a usage error now, not a
     failure per photo later, for an unknown name or missing/corrupt learned weights."""
@@ -165,7 +169,7 @@ def restore(
         if mask is None and masks is None:
             damage_resolved = _check_damage_detector(damage_detector)
             # the damage detector: fp32 (its per-face decision was calibrated on fp32 masks) unless bf16 is asked for
-            detector_precision_asked = {"fp32": "fp32", "tf32": "fp32", "bf16": "bf16"}.get(precision, "auto")
+            detector_precision_asked = DETECTOR_PRECISION.get(precision, "auto")
             mask_source = detected_masks(sensitivity, damage_detector, wide_damage, grow, precision=detector_precision_asked)
         else:
             damage_resolved, mask_source = None, MaskSource(mask_file=mask, masks_dir=masks, grow=grow)
@@ -301,6 +305,7 @@ def mask(
     faces_only: bool = typer.Option(False, "--faces-only", help="Keep damage inside detected face regions only."),
     wide_damage: bool = typer.Option(False, "--wide-damage", help=WIDE_DAMAGE_HELP),
     damage_detector: str = typer.Option("auto", "--damage-detector", help="Auto-mask detector: auto (learned when its weights are shipped), learned or classical."),
+    precision: str = typer.Option("auto", "--precision", help="The learned detector's arithmetic, as restore's --precision sets it: auto or fp32 (fp32), bf16."),
     synthetic: Optional[str] = typer.Option(None, "--synthetic", help="Generate masks instead: irregular, strokes, boxes, blobs, scratches, mixed."),
     ratio: str = typer.Option("0-70", "--ratio", help="Hole ratio range in percent, LO-HI (with --synthetic)."),
     count: int = typer.Option(10, "--count", help="How many masks (with --synthetic)."),
@@ -317,12 +322,15 @@ def mask(
     from faceheal.masks.source import write_masks
 
     _check_damage_detector(damage_detector)
+    if precision not in ("auto", "fp32", "tf32", "bf16"):
+        raise _usage(f"--precision {precision!r}: choose auto, fp32 or bf16")
     from faceheal.sources import expand_inputs
     sources = expand_inputs(inputs)
     if not sources:
         raise _usage("no input images found")
     failed = 0
-    for src, err in write_masks(sources, out, sensitivity, overlay, faces_only, damage_detector, wide_damage):
+    for src, err in write_masks(sources, out, sensitivity, overlay, faces_only, damage_detector, wide_damage,
+                                DETECTOR_PRECISION[precision]):
         if err:
             failed += 1
             _err(f"{src.path}: {err}")

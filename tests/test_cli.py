@@ -236,6 +236,14 @@ def test_mask_command_uses_the_damage_detector_asked_for(tmp_path, portrait):
         # the mask restore repairs: grown by the detected masks' margin, as restore grows it
         np.testing.assert_array_equal(masks[name], grow_mask(expected, AUTO_MASK_GROW))
     assert (masks["classical"] != masks["learned"]).any()
+    # --precision bf16 runs the learned detector in bf16, as `restore --precision bf16` does
+    r = runner.invoke(app, ["mask", str(tmp_path / "in"), "-o", str(tmp_path / "bf16"), "--precision", "bf16"])
+    assert r.exit_code == 0, r.output
+    expected = detect_damage(damaged, DamageSettings(detector="learned", precision="bf16"), protected_discs(landmarks))
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "bf16" / "p.png"), cv2.IMREAD_UNCHANGED) > 127,
+                                  grow_mask(expected, AUTO_MASK_GROW))
+    r = runner.invoke(app, ["mask", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "--precision", "fp16"])
+    assert r.exit_code == 2 and "fp16" in r.output
 
 
 def test_eval_scores_faceheal_and_the_classical_baselines_by_hole_bin(tmp_path):

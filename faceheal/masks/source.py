@@ -146,7 +146,7 @@ def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto", wide: boo
 
 
 def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool = False, faces_only: bool = False,
-                detector: str = "auto", wide: bool = False):
+                detector: str = "auto", wide: bool = False, precision: str = "auto"):
     """`faceheal mask`: for each source, write `<out>/<relative>.png` (white = damaged), the mask
     `faceheal restore` would repair with the same options, and the review overlay when asked. Yields
     (source, error or None); the batch goes on after a failure."""
@@ -157,7 +157,7 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     from faceheal.sources import output_path
 
     face_detector = MtcnnDetector()
-    masks = detected_masks(sensitivity, detector, wide)
+    masks = detected_masks(sensitivity, detector, wide, precision=precision)
     for src in sources:
         try:
             display = read_image(src.path).display()
