@@ -322,7 +322,7 @@ def mask(
     from faceheal.masks.source import write_masks
 
     _check_damage_detector(damage_detector)
-    if precision not in ("auto", "fp32", "tf32", "bf16"):
+    if precision not in DETECTOR_PRECISION:
         raise _usage(f"--precision {precision!r}: choose auto, fp32 or bf16")
     from faceheal.sources import expand_inputs
     sources = expand_inputs(inputs)

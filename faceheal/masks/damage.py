@@ -32,7 +32,7 @@ class DamageSettings:
     dust: bool = True
     painted: bool = True
     detector: str = "auto"  # auto: learned when its weights are present | learned | classical
-    precision: str = "auto"  # the learned detector's arithmetic: auto (bf16 on a CPU with native bf16) | fp32 | bf16
+    precision: str = "auto"  # the learned detector's arithmetic: auto (fp32) | fp32 | bf16 (see detector_precision)
 
     def threshold_scale(self) -> float:
         return float(np.interp(self.sensitivity, [0.0, 0.5, 1.0], [1.6, 1.0, 0.6]))
@@ -123,8 +123,9 @@ def _painted(rgb: np.ndarray, max_width: float, photo_edges: tuple[bool, bool, b
     A white component is taken when it is stroke-shaped (the 90th percentile of the distance to its
     edge is small: thin almost everywhere, even where strokes cross) or when its edge is hard (the
     ring just outside it is much darker: paint or a hole in the print, not a blown-out sky, which
-    fades into bright surroundings). A piece whose surroundings are nearly white, or fade up to it, is
-    a blown-out highlight and never taken; nor is a convex piece at the photo's edge (a border).
+    fades into bright surroundings). A piece whose surroundings are nearly white, or clipped in some
+    colour channels but not all, is a blown-out highlight and never taken; nor is a white band along the
+    photo's edges that leaves the rest of the photo convex (a border).
     `photo_edges`: which sides of `rgb` (top, bottom, left, right) are the photo's own edges.
     """
     white = rgb.min(axis=2) >= 0.998  # exactly white: paint and holes, rarely a real highlight
@@ -277,8 +278,9 @@ _LEARNED_LOCK = threading.Lock()
 def learned_detector(required: bool = False, precision: str = "auto"):
     """The learned detector with the shipped weights (loaded once per precision), or None when they are
     absent and not `required` (then the classical detector is used)."""
-    from faceheal.masks.learned import DEFAULT_DAMAGE_WEIGHTS, LearnedDamageDetector
+    from faceheal.masks.learned import DEFAULT_DAMAGE_WEIGHTS, LearnedDamageDetector, detector_precision
 
+    precision = detector_precision(precision)  # auto and fp32 are one detector
     with _LEARNED_LOCK:  # restore's loader threads may ask at once
         if precision not in _LEARNED:
             if not DEFAULT_DAMAGE_WEIGHTS.is_file() and not required:

@@ -133,7 +133,7 @@ def load_damage_net(path: Path = DEFAULT_DAMAGE_WEIGHTS) -> tuple[DamageNet, dic
                         "damage detector")
 
 
-def detector_precision(precision: str = "auto", device: str | torch.device = "cpu") -> str:
+def detector_precision(precision: str = "auto") -> str:
     """The detector's arithmetic. `auto` is fp32: the per-face decision was calibrated on fp32 masks,
     and bf16 (asked for with `bf16`; twice the rate on a CPU with native bf16: 0.52 against 0.80 s
     for a 2000x2000 photo on this project's 2 cores) moves F1 by at most 0.003 on val faces but flips
@@ -158,7 +158,7 @@ class LearnedDamageDetector:
         if self.device.type == "cpu":  # oneDNN's fast path for few-channel convolutions: 2x here
             self.model = self.model.to(memory_format=torch.channels_last)
         self.tile, self.overlap = tile, overlap
-        self.precision = detector_precision(precision, self.device)
+        self.precision = detector_precision(precision)
 
     def threshold(self, sensitivity: float) -> float:
         """Probability threshold: the held-out best at sensitivity 0.5, lower (more found) towards 1."""

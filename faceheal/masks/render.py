@@ -61,7 +61,7 @@ def _stain_layer(shape, rng: np.random.Generator) -> np.ndarray:
         ax = (max(1, int(round(r * rng.uniform(0.7, 1.3)))), max(1, int(round(r * rng.uniform(0.7, 1.3)))))
         cv2.ellipse(layer, (int(x), int(y)), ax, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.5, 1.0)), -1, cv2.LINE_AA)
     mottle = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), rng.uniform(0.8, 2.5))
-    layer *= np.clip(0.6 + 1.6 * (mottle - mottle.mean()) / max(float(mottle.std()), 1e-6) * 0.25, 0.3, 1.2)
+    layer *= np.clip(0.6 + 0.4 * (mottle - mottle.mean()) / max(float(mottle.std()), 1e-6), 0.3, 1.2)  # uneven density
     return np.clip(cv2.GaussianBlur(layer, (0, 0), rng.uniform(0.4, 1.6)), 0, 1)
 
 

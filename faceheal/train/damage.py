@@ -5,7 +5,8 @@ held-out split as the generator), rescaled, turned gray, sepia or faded part of 
 one to three kinds from `faceheal.masks.render` (scratches and cracks, faint hairlines, dust, stains,
 missing areas, tears) or pure-white painted strokes, then given film grain, blur and JPEG part of the
 time, so the detector meets what scanners produce. A third of the samples stay undamaged: false
-alarms cost as much as misses. `--init` fine-tunes given weights instead of starting from scratch. Loss: binary cross-entropy plus soft Dice (thin damage is a small fraction of the pixels).
+alarms cost as much as misses. `--init` fine-tunes given weights instead of starting from scratch.
+Loss: binary cross-entropy plus soft Dice (thin damage is a small fraction of the pixels).
 The held-out score is F1 within 1 px per kind, the same measure as benchmarks/eval_damage.py; the
 decision threshold that maximises it is stored with the weights.
 """
