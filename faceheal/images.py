@@ -200,11 +200,23 @@ def _lab_transform(to_rgb: bool):
     return ImageCms.buildTransformFromOpenProfiles(srgb, lab, "RGB", "LAB")
 
 
+def _writable(img: Image.Image, band_bytes: int = 16 << 20) -> np.ndarray:
+    """Pillow's pixels in a writable array of their own (restore repairs them in place; the array
+    Pillow hands out is read-only), copied in bands of rows: never Pillow's image and two whole copies."""
+    w, h = img.size
+    row = np.asarray(img.crop((0, 0, w, 1)))
+    rows = max(1, band_bytes // max(row.nbytes, 1))
+    out = np.empty((h,) + row.shape[1:], row.dtype)
+    for y in range(0, h, rows):
+        out[y:y + rows] = np.asarray(img.crop((0, y, w, min(h, y + rows))))
+    return out
+
+
 def _pillow_pixels(img: Image.Image) -> tuple[np.ndarray, StoredMode | None]:
     """Pixels for the model and, for modes it cannot take as they are, the file's own (StoredMode)."""
     mode = img.mode
     if mode in ("L", "RGB", "RGBA", "LA"):
-        return np.asarray(img), None
+        return _writable(img), None
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return np.asarray(img).astype(np.uint16), None
     if mode == "I":
@@ -213,18 +225,18 @@ def _pillow_pixels(img: Image.Image) -> tuple[np.ndarray, StoredMode | None]:
             return arr.astype(np.uint16), None
         raise UnreadableImage("32-bit integer images are not supported")
     if mode == "1":
-        return np.asarray(img.convert("L")), StoredMode("1", np.asarray(img).copy())
+        return _writable(img.convert("L")), StoredMode("1", np.asarray(img).copy())
     if mode == "P":
         rawmode, data = img.palette.getdata()
         rgb = img.convert("RGBA" if "transparency" in img.info else "RGB")
         palette = np.asarray(img.getpalette("RGB") or [0, 0, 0], np.uint8).reshape(-1, 3)
-        return np.asarray(rgb), StoredMode("P", np.asarray(img).copy(), palette, (rawmode, data))
+        return _writable(rgb), StoredMode("P", np.asarray(img).copy(), palette, (rawmode, data))
     if mode == "CMYK":
-        return np.asarray(img.convert("RGB")), StoredMode("CMYK", np.asarray(img).copy())
+        return _writable(img.convert("RGB")), StoredMode("CMYK", np.asarray(img).copy())
     if mode == "LAB":
         from PIL import ImageCms
 
-        return np.asarray(ImageCms.applyTransform(img, _lab_transform(True))), StoredMode("LAB", np.asarray(img).copy())
+        return _writable(ImageCms.applyTransform(img, _lab_transform(True))), StoredMode("LAB", np.asarray(img).copy())
     raise UnreadableImage(f"unsupported colour mode {mode}")
 
 
@@ -241,11 +253,16 @@ def descreened(picture: Picture, display: np.ndarray) -> np.ndarray:
     return np.clip(cv2.GaussianBlur(display, (0, 0), 1.5), 1, 254)
 
 
-def _into_stored_mode(stored: StoredMode, before: np.ndarray, pixels: np.ndarray) -> Image.Image:
+def _changed(picture: Picture, pixels: np.ndarray, changed: np.ndarray | None) -> np.ndarray:
+    """(H, W) bool: where `pixels` differ from the file as decoded (given, or against `picture.pixels`)."""
+    if changed is not None:
+        return changed
+    d = pixels != picture.pixels
+    return d.any(-1) if d.ndim == 3 else d
+
+
+def _into_stored_mode(stored: StoredMode, changed: np.ndarray, pixels: np.ndarray) -> Image.Image:
     """The file's own mode back: unchanged pixels exactly as stored, changed ones converted."""
-    changed = pixels != before
-    if changed.ndim == 3:
-        changed = changed.any(-1)
     arr = stored.array.copy()
     if changed.any():
         new = pixels[changed]
@@ -445,14 +462,18 @@ def _read_image(path: Path, max_pixels: int | None, opened: list) -> Picture:
                    frames=frames, jpeg_bytes=data if fmt == "JPEG" else None)
 
 
-def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None) -> bytes:
-    """Encode `pixels` (stored orientation, same dtype/shape as the picture) like the original file."""
+def encode_image(picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None,
+                 changed: np.ndarray | None = None) -> bytes:
+    """Encode `pixels` (stored orientation, same dtype/shape as the picture) like the original file.
+    `changed` ((H, W) bool, stored orientation): the pixels that differ from the file as decoded, where
+    `picture.pixels` no longer holds them (restore repairs in place); default: `pixels != picture.pixels`."""
     buf = io.BytesIO()
-    encode_into(buf, picture, pixels, jpeg_quality)
+    encode_into(buf, picture, pixels, jpeg_quality, changed)
     return buf.getvalue()
 
 
-def encode_into(out: BinaryIO, picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None) -> None:
+def encode_into(out: BinaryIO, picture: Picture, pixels: np.ndarray, jpeg_quality: int | None = None,
+                changed: np.ndarray | None = None) -> None:
     """`encode_image` written straight into a seekable binary file: a 100-megapixel scan's encoding is
     never held in memory as well (a retry starts the file again)."""
     fmt = picture.format
@@ -478,7 +499,7 @@ def encode_into(out: BinaryIO, picture: Picture, pixels: np.ndarray, jpeg_qualit
         out.write(enc.data)
         return
     if picture.stored is not None:
-        img = _into_stored_mode(picture.stored, picture.pixels, pixels)
+        img = _into_stored_mode(picture.stored, _changed(picture, pixels, changed), pixels)
     elif pixels.dtype == np.uint16:
         img = Image.fromarray(np.ascontiguousarray(pixels if pixels.ndim == 2 else pixels[..., 0]))  # I;16
     else:
@@ -540,18 +561,18 @@ def encode_into(out: BinaryIO, picture: Picture, pixels: np.ndarray, jpeg_qualit
             dest.truncate()
     if repair_jpeg:
         with c_library_quiet():
-            out.write(_as_jpeg_repair(picture, pixels, dest.getvalue(), same_tables=not jpeg_quality))
+            out.write(_as_jpeg_repair(picture, pixels, dest.getvalue(), not jpeg_quality, changed))
 
 
-def _as_jpeg_repair(picture: Picture, pixels: np.ndarray, encoded: bytes, same_tables: bool) -> bytes:
+def _as_jpeg_repair(picture: Picture, pixels: np.ndarray, encoded: bytes, same_tables: bool,
+                    changed: np.ndarray | None) -> bytes:
     """A repaired JPEG: the original's blocks wherever no pixel changed, and all its markers
     (faceheal/jpeg_blocks.py). With --jpeg-quality the tables differ and the whole file is re-encoded."""
     from faceheal import jpeg_blocks
 
     try:
         if same_tables and picture.stored is None:
-            changed = pixels != picture.pixels
-            spliced = jpeg_blocks.splice(picture.jpeg_bytes, encoded, changed.any(-1) if changed.ndim == 3 else changed)
+            spliced = jpeg_blocks.splice(picture.jpeg_bytes, encoded, _changed(picture, pixels, changed))
             if spliced is not None:
                 return spliced
         return jpeg_blocks.with_markers_of(picture.jpeg_bytes, encoded)

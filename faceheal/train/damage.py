@@ -158,6 +158,8 @@ class DamageTrainConfig:
     families: tuple[str, ...] = ()  # families of faceheal/masks/families.py trained on too (default: all held out)
     val_photos: int = 120  # clean whole 'val' photos from `backgrounds`, for the photo-level false-alarm rate
     init: str | None = None  # start from these weights (a damage.pt): fine-tune on a widened renderer
+    widths: tuple[int, int, int, int] = DamageNetConfig.widths  # a new network's channels (ignored with init)
+    colour: bool = False  # a new network also sees opponent-colour cues (ignored with init)
 
 
 class DamageTrainer:
@@ -180,7 +182,8 @@ class DamageTrainer:
                            for i in sorted(vrng.permutation(len(val_photos))[:cfg.val_photos])]
         test_idx = PreparedFaces(Path(cfg.data), "val").indices  # selection: never the reported test split
         # from scratch, or fine-tuned from given weights (their own widths)
-        self.model = load_damage_net(Path(cfg.init))[0].float().train() if cfg.init else DamageNet(DamageNetConfig())
+        self.model = (load_damage_net(Path(cfg.init))[0].float().train() if cfg.init
+                      else DamageNet(DamageNetConfig(widths=tuple(cfg.widths), colour=cfg.colour)))
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.step, self.elapsed, self.best = 0, 0.0, -1.0
         # fixed held-out set: whole 256 crops, each kind alone, plus clean crops for false alarms
