@@ -34,6 +34,24 @@ def test_network_keeps_any_size_and_weights_round_trip(tmp_path):
         load_damage_net(path)
 
 
+def test_a_wider_colour_aware_network_round_trips_and_sees_colour(tmp_path):
+    from faceheal.masks.learned import DamageNetConfig, cue_channels
+
+    model = DamageNet(DamageNetConfig(widths=(8, 16, 48, 64), colour=True)).eval()
+    path = tmp_path / "d.pt"
+    save_damage_net(model, path)
+    loaded, _ = load_damage_net(path)
+    assert loaded.config.colour and loaded.config.widths == (8, 16, 48, 64)
+    x = torch.rand(1, 3, 40, 40)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(x), model(x), atol=2e-2, rtol=0)
+    gray = x.mean(1, keepdim=True).repeat(1, 3, 1, 1)
+    brown = gray * torch.tensor([1.0, 0.8, 0.5]).view(1, 3, 1, 1)  # the same luma pattern, tinted
+    cues = cue_channels(gray, 7, colour=True)
+    assert cues.shape[1] == 6 and cues[:, 4:].abs().max() == 0  # a gray print has no opponent colour
+    assert cue_channels(brown, 7, colour=True)[:, 4:].abs().max() > 0.1
+
+
 def test_tiled_mask_matches_one_pass(tmp_path):
     model = DamageNet().eval()
     path = tmp_path / "d.pt"
