@@ -455,20 +455,22 @@ def train_damage(
     backgrounds: Optional[List[Path]] = typer.Option(None, "--backgrounds", help="Folder of clean whole photos (scenes, text, clothes) to damage too; their 'train' split only; repeatable."),
     family: Optional[List[str]] = typer.Option(None, "--family", help="Also train on this damage family of faceheal/masks/families.py (by default all are held out, for the generalisation score); repeatable."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these detector weights (a damage.pt) instead of from scratch."),
-    widths: str = typer.Option("8,16,32,32", "--widths", help="A new network's channels at full, 1/2, 1/4 and 1/8 resolution."),
-    colour: bool = typer.Option(False, "--colour", help="A new network also sees two opponent-colour cues (stains, foxing, tints)."),
+    widths: Optional[str] = typer.Option(None, "--widths", help="The network's channels at full, 1/2, 1/4 and 1/8 resolution (default 8,16,32,32, or --init's own; wider than --init's: widened, same outputs at the start)."),
+    colour: Optional[bool] = typer.Option(None, "--colour/--no-colour", help="Two opponent-colour cues as well (stains, foxing, tints); default: off, or as --init."),
 ) -> None:
     """Train the learned damage detector on synthetic damage rendered onto clean faces (resumable)."""
     from faceheal.train.damage import DamageTrainConfig, DamageTrainer
 
     if steps is None and minutes is None:
         raise _usage("give --steps or --minutes")
-    try:
-        channels = tuple(int(w) for w in widths.split(","))
-    except ValueError:
-        channels = ()
-    if len(channels) != 4 or min(channels) < 1:
-        raise _usage(f"--widths {widths}: give four positive channel counts, like 8,16,32,32")
+    channels = None
+    if widths is not None:
+        try:
+            channels = tuple(int(w) for w in widths.split(","))
+        except ValueError:
+            channels = ()
+        if len(channels) != 4 or min(channels) < 1:
+            raise _usage(f"--widths {widths}: give four positive channel counts, like 8,16,32,32")
     try:
         trainer = DamageTrainer(DamageTrainConfig(data=str(data), out=str(out), steps=steps, minutes=minutes,
                                                   batch_size=batch_size, lr=lr, threads=threads, seed=seed,

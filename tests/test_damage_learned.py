@@ -52,6 +52,22 @@ def test_a_wider_colour_aware_network_round_trips_and_sees_colour(tmp_path):
     assert cue_channels(brown, 7, colour=True)[:, 4:].abs().max() > 0.1
 
 
+def test_widening_keeps_what_the_detector_computes_and_refuses_to_shrink():
+    from faceheal.masks.learned import DamageNetConfig
+    from faceheal.train.damage import widen_damage_net
+
+    old = DamageNet().eval()
+    for p in old.parameters():  # away from the default init, so zeros and copies are really tested
+        torch.nn.init.normal_(p, 0, 0.3)
+    new = widen_damage_net(old, DamageNetConfig(widths=(8, 16, 48, 64), colour=True)).eval()
+    assert sum(p.numel() for p in new.parameters()) > 2 * sum(p.numel() for p in old.parameters())
+    x = torch.rand(2, 3, 45, 61)
+    with torch.inference_mode():
+        torch.testing.assert_close(new(x), old(x), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError):
+        widen_damage_net(new, DamageNetConfig())
+
+
 def test_tiled_mask_matches_one_pass(tmp_path):
     model = DamageNet().eval()
     path = tmp_path / "d.pt"

@@ -127,6 +127,43 @@ def _load_backgrounds(folder: Path, split: str = "train", max_side: int = 1024, 
     return out
 
 
+def widen_damage_net(old: DamageNet, config: DamageNetConfig) -> DamageNet:
+    """A wider network (more channels, colour cues added) that computes exactly what `old` computes:
+    old weights in the first channels, the new channels' own weights random, and every weight that
+    reads a new channel zero. Training then grows into the new capacity from the old detector's
+    skill instead of from nothing (a from-scratch run of the wider net scored 0.39 after 33 min
+    where the shipped one starts at 0.50 on the same val set)."""
+    o, n = old.config, config
+    if n.tophat != o.tophat or (o.colour and not n.colour) or any(b < a for a, b in zip(o.widths, n.widths)):
+        raise ValueError(f"cannot widen {o} into {n}")
+    new = DamageNet(n)
+    (a0, a1, a2, a3), (b0, b1, b2, b3) = o.widths, n.widths
+    cues = (6 if o.colour else 4, 6 if n.colour else 4)
+    layers = {  # conv: (concatenated inputs as (old, new) channel counts, outputs (old, new))
+        "enc0.0": ([cues], (a0, b0)), "enc1.0": ([(a0, b0)], (a1, b1)), "enc2.0": ([(a1, b1)], (a2, b2)),
+        "enc3.0": ([(a2, b2)], (a3, b3)), "mid.0.0": ([(a3, b3)], (a3, b3)), "mid.1.0": ([(a3, b3)], (a3, b3)),
+        "dec2.0": ([(a3, b3), (a2, b2)], (a1, b1)), "dec1.0": ([(a1, b1), (a1, b1)], (a0, b0)),
+        "head.0": ([(a0, b0), (a0, b0)], (a0, b0)), "head.2": ([(a0, b0)], (1, 1)),
+    }
+    olds, news = dict(old.named_modules()), dict(new.named_modules())
+    with torch.no_grad():
+        for name, (inputs, (out_old, _)) in layers.items():
+            src, dst = olds[name], news[name]
+            keep, offset = [], 0
+            for was, now in inputs:
+                keep += range(offset, offset + was)
+                offset += now
+            dst.weight[:out_old] = 0
+            dst.weight[:out_old, keep] = src.weight
+            if src.bias is not None:
+                dst.bias[:out_old] = src.bias
+            bn = name[:-1] + "1"
+            if bn in olds and isinstance(olds[bn], torch.nn.BatchNorm2d):
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(news[bn], key)[:out_old] = getattr(olds[bn], key)
+    return new
+
+
 def f1_within(found: np.ndarray, truth: np.ndarray, tol: int = 1) -> tuple[float, float, float]:
     """Precision, recall, F1 where a pixel within `tol` px of the other mask counts as matched."""
     k = np.ones((2 * tol + 1,) * 2, np.uint8)
@@ -158,8 +195,8 @@ class DamageTrainConfig:
     families: tuple[str, ...] = ()  # families of faceheal/masks/families.py trained on too (default: all held out)
     val_photos: int = 120  # clean whole 'val' photos from `backgrounds`, for the photo-level false-alarm rate
     init: str | None = None  # start from these weights (a damage.pt): fine-tune on a widened renderer
-    widths: tuple[int, int, int, int] = DamageNetConfig.widths  # a new network's channels (ignored with init)
-    colour: bool = False  # a new network also sees opponent-colour cues (ignored with init)
+    widths: tuple[int, int, int, int] | None = None  # the network's channels (None: init's own, else the default)
+    colour: bool | None = None  # opponent-colour cues too (None: as init, else off)
 
 
 class DamageTrainer:
@@ -182,8 +219,7 @@ class DamageTrainer:
                            for i in sorted(vrng.permutation(len(val_photos))[:cfg.val_photos])]
         test_idx = PreparedFaces(Path(cfg.data), "val").indices  # selection: never the reported test split
         # from scratch, or fine-tuned from given weights (their own widths)
-        self.model = (load_damage_net(Path(cfg.init))[0].float().train() if cfg.init
-                      else DamageNet(DamageNetConfig(widths=tuple(cfg.widths), colour=cfg.colour)))
+        self.model = self._initial_model()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.step, self.elapsed, self.best = 0, 0.0, -1.0
         # fixed held-out set: whole 256 crops, each kind alone, plus clean crops for false alarms
@@ -196,6 +232,16 @@ class DamageTrainer:
         self.val_clean = [np.asarray(self.images[i], np.float32) / 255 for i in test_idx[-cfg.val_count:]]
         self.val_negatives = [(kind, hard_negative(np.asarray(self.images[i], np.float32) / 255, rng, kind))
                               for kind in NEGATIVE_KINDS for i in test_idx[-cfg.val_count // 2:]]
+
+    def _initial_model(self) -> DamageNet:
+        """From scratch; or the given weights, widened (`widen_damage_net`) where the config asks for more."""
+        cfg = self.cfg
+        if not cfg.init:
+            return DamageNet(DamageNetConfig(widths=tuple(cfg.widths or DamageNetConfig.widths), colour=bool(cfg.colour)))
+        model = load_damage_net(Path(cfg.init))[0].float()
+        target = DamageNetConfig(widths=tuple(cfg.widths or model.config.widths), tophat=model.config.tophat,
+                                 colour=model.config.colour if cfg.colour is None else cfg.colour)
+        return (model if target == model.config else widen_damage_net(model, target)).train()
 
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
