@@ -254,7 +254,9 @@ def descreened(picture: Picture, display: np.ndarray) -> np.ndarray:
 
 
 def _changed(picture: Picture, pixels: np.ndarray, changed: np.ndarray | None) -> np.ndarray:
-    """(H, W) bool: where `pixels` differ from the file as decoded (given, or against `picture.pixels`)."""
+    """(H, W) bool: where `pixels` differ from the file as decoded: given, or against `picture.pixels`,
+    which is right only while those still hold the decoded file (restore repairs them in place, so it
+    always passes `changed`; without it a palette or JPEG output would silently drop the repairs)."""
     if changed is not None:
         return changed
     d = pixels != picture.pixels

@@ -28,6 +28,9 @@ class Originals:
     def keep(self, y0: int, y1: int, x0: int, x1: int, where: np.ndarray | None = None) -> None:
         """Call before writing image[y0:y1, x0:x1]; `where` (that rect's shape, bool): the pixels the write
         may change (tiles without any are not kept)."""
+        h, w = self.image.shape[:2]
+        oy, ox = y0, x0
+        y0, y1, x0, x1 = max(0, y0), min(h, y1), max(0, x0), min(w, x1)
         t = self.tile
         for ty in range(y0 // t, -(-y1 // t)):
             for tx in range(x0 // t, -(-x1 // t)):
@@ -35,7 +38,7 @@ class Originals:
                     continue
                 a0, a1, b0, b1 = self._rect(ty, tx)
                 if where is not None:
-                    sub = where[max(a0, y0) - y0:min(a1, y1) - y0, max(b0, x0) - x0:min(b1, x1) - x0]
+                    sub = where[max(a0, y0) - oy:min(a1, y1) - oy, max(b0, x0) - ox:min(b1, x1) - ox]
                     if not sub.any():
                         continue
                 self.tiles[(ty, tx)] = self.image[a0:a1, b0:b1].copy()
@@ -64,11 +67,11 @@ class Originals:
     def original(self):
         """The image holds its original pixels inside the block, its repaired ones again after it."""
         repaired = {}
-        for key, orig in self.tiles.items():
-            a0, a1, b0, b1 = self._rect(*key)
-            repaired[key] = self.image[a0:a1, b0:b1].copy()
-            self.image[a0:a1, b0:b1] = orig
         try:
+            for key, orig in self.tiles.items():
+                a0, a1, b0, b1 = self._rect(*key)
+                repaired[key] = self.image[a0:a1, b0:b1].copy()
+                self.image[a0:a1, b0:b1] = orig
             yield self.image
         finally:
             for key, rep in repaired.items():
@@ -77,8 +80,33 @@ class Originals:
 
     def changed_boxes(self) -> list[list[int]]:
         """Bounding boxes [x0, y0, x1, y1] of the 8-connected groups of changed pixels, in reading
-        order: each kept tile labelled on its own, labels that touch across tile edges merged."""
-        parent: list[int] = []
+        order: each kept tile labelled on its own, labels that touch across tile edges merged (only the
+        tiles' edge rows and columns of labels are kept for that)."""
+        boxes: list[list[int]] = []
+        edges = {}  # tile -> (top row, bottom row, left column, right column) of global labels, -1 unchanged
+        for key in sorted(self.tiles):
+            n, lab, stats, _ = cv2.connectedComponentsWithStats(self._changed(key, self.image).astype(np.uint8),
+                                                                 connectivity=8, ltype=cv2.CV_32S)
+            if n == 1:
+                continue
+            a0, _, b0, _ = self._rect(*key)
+            base = len(boxes)
+            boxes += [[b0 + int(x), a0 + int(y), b0 + int(x + w), a0 + int(y + h)] for x, y, w, h, _ in stats[1:]]
+            glob = lambda v: np.where(v > 0, v + (base - 1), -1)  # noqa: E731
+            edges[key] = (glob(lab[0]), glob(lab[-1]), glob(lab[:, 0]), glob(lab[:, -1]))
+        pairs = []
+        for (ty, tx), (_, bottom, _, right) in edges.items():
+            if (ty, tx + 1) in edges:  # the right neighbour: same row and the rows above and below
+                left = edges[(ty, tx + 1)][2]
+                pairs += [(right, left), (right[1:], left[:-1]), (right[:-1], left[1:])]
+            if (ty + 1, tx) in edges:  # below: same column and the columns either side
+                top = edges[(ty + 1, tx)][0]
+                pairs += [(bottom, top), (bottom[1:], top[:-1]), (bottom[:-1], top[1:])]
+            if (ty + 1, tx + 1) in edges:  # the corners
+                pairs.append((bottom[-1:], edges[(ty + 1, tx + 1)][0][:1]))
+            if (ty + 1, tx - 1) in edges:
+                pairs.append((bottom[:1], edges[(ty + 1, tx - 1)][0][-1:]))
+        parent = list(range(len(boxes)))
 
         def find(i: int) -> int:
             while parent[i] != i:
@@ -86,44 +114,16 @@ class Originals:
                 i = parent[i]
             return i
 
-        labels, boxes = {}, []
-        for key in sorted(self.tiles):
-            n, lab, stats, _ = cv2.connectedComponentsWithStats(self._changed(key, self.image).astype(np.uint8),
-                                                                 connectivity=8)
-            a0, _, b0, _ = self._rect(*key)
-            base = len(parent)
-            lab = np.where(lab > 0, lab.astype(np.int64) + base - 1, -1)  # global ids; -1 unchanged
-            labels[key] = lab
-            for x, y, w, h, _ in stats[1:]:
-                parent.append(len(parent))
-                boxes.append([b0 + int(x), a0 + int(y), b0 + int(x + w), a0 + int(y + h)])
-        # neighbours that come later in reading order: right, below, below-left, below-right
-        for (ty, tx), lab in labels.items():
-            for dy, dx in ((0, 1), (1, 0), (1, -1), (1, 1)):
-                other = labels.get((ty + dy, tx + dx))
-                if other is None:
-                    continue
-                if (dy, dx) == (0, 1):
-                    pairs = [(lab[:, -1], other[:, 0])]
-                    pairs += [(lab[1:, -1], other[:-1, 0]), (lab[:-1, -1], other[1:, 0])]
-                elif (dy, dx) == (1, 0):
-                    pairs = [(lab[-1], other[0]), (lab[-1, 1:], other[0, :-1]), (lab[-1, :-1], other[0, 1:])]
-                elif (dy, dx) == (1, -1):
-                    pairs = [(lab[-1:, 0], other[:1, -1])]
-                else:
-                    pairs = [(lab[-1:, -1], other[:1, 0])]
-                for a, b in pairs:
-                    both = (a >= 0) & (b >= 0)
-                    for i, j in zip(a[both], b[both]):
-                        ri, rj = find(int(i)), find(int(j))
-                        if ri != rj:
-                            parent[max(ri, rj)] = min(ri, rj)
+        if pairs:
+            a = np.concatenate([p[0] for p in pairs])
+            b = np.concatenate([p[1] for p in pairs])
+            both = (a >= 0) & (b >= 0)
+            for i, j in np.unique(np.stack([a[both], b[both]], 1), axis=0):
+                ri, rj = find(int(i)), find(int(j))
+                if ri != rj:
+                    parent[max(ri, rj)] = min(ri, rj)
         merged: dict[int, list[int]] = {}
         for i, box in enumerate(boxes):
-            r = find(i)
-            if r in merged:
-                m = merged[r]
-                m[0], m[1], m[2], m[3] = min(m[0], box[0]), min(m[1], box[1]), max(m[2], box[2]), max(m[3], box[3])
-            else:
-                merged[r] = list(box)
+            m = merged.setdefault(find(i), list(box))
+            m[0], m[1], m[2], m[3] = min(m[0], box[0]), min(m[1], box[1]), max(m[2], box[2]), max(m[3], box[3])
         return sorted(merged.values(), key=lambda b: (b[1], b[0]))

@@ -196,7 +196,7 @@ class Restorer:
         happens face by face in each face's footprint, in float, so memory follows the faces, not the
         scan. The repairs are written into the decoded pixels themselves (`item.originals` keeps what
         was under them), and `item.hole` is left holding the damage not repaired: a scan is never
-        held twice.
+        held twice. So compose runs once per item: it consumes the picture and the hole.
         """
         display, hole = item.picture.display(), item.hole
         res.damaged_pixels = int(hole.sum())
@@ -300,8 +300,8 @@ class Restorer:
         res = ImageResult(path=str(item.source.path))
         probs = item.mask_info.get("decision", {}).get("face_damage_probability") or [None] * len(item.faces)
         res.faces = [FaceResult(f, a.hole_ratio, lay, p) for f, a, lay, p in zip(item.faces, item.aligned, layouts, probs)]
-        if self.options.masks_dir is not None:  # the damage as found: compose leaves only what it did not repair
-            self._write_mask(item)
+        # the damage as found (compose leaves only what it did not repair), written once the photo is
+        found = item.hole.copy() if self.options.masks_dir is not None else None
         with self._timed("paste_back"):
             out_display = self.compose(item, restored, res)
         pic = item.picture
@@ -330,7 +330,7 @@ class Restorer:
                     data = encode_image(pic, stored, self.options.jpeg_quality, changed)
                     decoded = decode(data)
                     if decoded.shape == pic.pixels.shape:
-                        with item.originals.original():  # pic.pixels as decoded (they are `out_display` unrotated)
+                        with item.originals.original():  # pic.pixels as decoded (the same array when not rotated)
                             res.pixels_changed = count_changed(decoded, pic.pixels)
                     write_atomic(out_path, data, mode_of(item.source.path))
                 else:  # encoded straight into the output's temp file: never a second copy in memory
@@ -339,6 +339,8 @@ class Restorer:
         res.output = str(out_path)
         if self.options.layout_dir is not None:
             self._write_layouts(item, res)
+        if found is not None:
+            self._write_mask(item, found)
         if self.options.sidecar:
             self._write_sidecar(item, res, out_path)
         return res
@@ -355,8 +357,8 @@ class Restorer:
                "orientation": item.picture.orientation, "parameters": self.parameters}
         write_atomic(out_path.with_name(out_path.name + ".faceheal.json"), json.dumps(doc, indent=1).encode())
 
-    def _write_mask(self, item: _Loaded) -> None:
-        write_png(self.options.masks_dir / item.source.relative.with_suffix(".png"), item.hole.astype(np.uint8) * 255)
+    def _write_mask(self, item: _Loaded, hole: np.ndarray) -> None:
+        write_png(self.options.masks_dir / item.source.relative.with_suffix(".png"), hole.astype(np.uint8) * 255)
 
     def _write_layouts(self, item: _Loaded, res: ImageResult) -> None:
         from faceheal.model.semantics import colourise
@@ -460,7 +462,7 @@ class Restorer:
         item = self.load(source)
         if item.error is not None or not any(a.hole.any() for a in item.aligned):
             item.result = self._finish_item(item, [a.crop for a in item.aligned], [None] * len(item.aligned), out_dir)
-            item.picture, item.hole, item.aligned = None, None, []
+            item.picture, item.hole, item.aligned, item.originals = None, None, [], None
             _release_freed_memory()  # its pixels: back to the OS now, not at the next batch
         return item
 
@@ -486,6 +488,7 @@ class Restorer:
             res.status, res.error, res.traceback = "error", str(err), err.traceback
         if res.status == "error" and res.traceback is None:
             res.traceback = getattr(g.error, "traceback", None)
+        g.originals = None  # its kept tiles, and through them the decoded pixels: not held past the write
         res.seconds = time.perf_counter() - g.started
         return res
 

@@ -186,7 +186,7 @@ def test_huge_sparse_scan_restores_with_bounded_memory(tmp_path, portrait, face_
     print(f"peak RSS {peak:.0f} MB for a 100-megapixel 16-bit scan")
     # 783 MB measured (python, torch and the nets about 300, the scan 191, its mask 95, MTCNN's buffers);
     # 1,012 MB while restore still made a repaired copy of the scan and kept the detector's buffers
-    assert peak < 900, f"peak RSS {peak:.0f} MB"
+    assert peak < 950, f"peak RSS {peak:.0f} MB"
     out = tifffile.imread(tmp_path / "out" / "in.tif")
     assert out.dtype == np.uint16 and out.shape == (h, w)
 

@@ -273,3 +273,28 @@ def test_detected_damage_away_from_faces_is_repaired_by_the_backend_by_default(t
         expand_inputs([str(tmp_path / "in" / "a.png")]), tmp_path / "out2")
     out = cv2.imread(str(tmp_path / "out2" / "a.png"))[..., ::-1]
     assert r.unrepaired_pixels == 0 and not (out[far] == (0, 255, 0)).all(axis=1).any()
+
+
+def test_photos_finished_while_loading_hold_no_pixels(tmp_path, portrait):
+    """A clean photo is written at once by its loader; waiting for a batch of damaged faces to fill,
+    it must not keep its decoded pixels (restore repairs in place: the kept originals reference them)."""
+    import gc
+    import weakref
+
+    import faceheal.pipeline as pipeline
+
+    for i in range(3):
+        write_png(tmp_path / "in" / f"{i}.png", portrait)
+    alive = []
+    compose = pipeline.Restorer.compose
+
+    def spy(self, item, restored, res):
+        alive.append(weakref.ref(item.picture.pixels))
+        return compose(self, item, restored, res)
+
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=lambda rgb, lm: np.zeros(rgb.shape[:2], bool)))
+    restorer.compose = spy.__get__(restorer)
+    items = [restorer._load_or_finish(s, tmp_path / "out") for s in expand_inputs([str(tmp_path / "in")])]
+    gc.collect()
+    assert [i.result.status for i in items] == ["unchanged"] * 3 and len(alive) == 3
+    assert not any(ref() is not None for ref in alive)
