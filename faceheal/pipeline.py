@@ -276,7 +276,9 @@ class Restorer:
         in it not repaired yet is hidden from the fill, and only its core is written back. Memory
         follows the window, not the scan; a face's repair next to a window is its context."""
         h, w = todo.shape
-        for x0, y0, x1, y1 in windows(todo, AWAY_WINDOW, AWAY_CONTEXT):  # disjoint cores, each with damage
+        for i, (x0, y0, x1, y1) in enumerate(windows(todo, AWAY_WINDOW, AWAY_CONTEXT)):  # disjoint cores, each with damage
+            if i and i % 8 == 0:  # windows of many shapes fragment the heap: RSS crept up by ~250 MB over 100
+                _release_freed_memory()
             wx0, wy0, wx1, wy1 = max(0, x0 - AWAY_CONTEXT), max(0, y0 - AWAY_CONTEXT), min(w, x1 + AWAY_CONTEXT), min(h, y1 + AWAY_CONTEXT)
             canvas = to_float_rgb(out[wy0:wy1, wx0:wx1])
             hidden = todo[wy0:wy1, wx0:wx1]
