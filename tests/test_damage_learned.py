@@ -52,6 +52,19 @@ def test_a_wider_colour_aware_network_round_trips_and_sees_colour(tmp_path):
     assert cue_channels(brown, 7, colour=True)[:, 4:].abs().max() > 0.1
 
 
+def test_training_on_some_kinds_draws_only_those():
+    rng = np.random.default_rng(0)
+    face = (np.random.default_rng(1).random((160, 160, 3)) * 120 + 60).astype(np.uint8)
+    white = 0
+    for _ in range(30):  # painted strokes are white (faded, blurred or JPEG'd at times); dust: 7 of 30
+        rgb, truth = damage_sample(face, rng, size=96, clean_share=0.0, negative_share=0.0, pool=("painted",))
+        assert truth.any()
+        white += np.median(rgb[truth].min(axis=-1)) >= 0.85
+    assert white >= 25
+    with pytest.raises(ValueError):
+        DamageTrainer(DamageTrainConfig(data="unused", out="unused", kinds=("scratchez",)))
+
+
 def test_widening_keeps_what_the_detector_computes_and_refuses_to_shrink():
     from faceheal.masks.learned import DamageNetConfig
     from faceheal.train.damage import widen_damage_net

@@ -71,11 +71,13 @@ def _scanner(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
                   kinds: tuple[str, ...] | None = None, clean_share: float = 1 / 3,
-                  negative_share: float = 0.4, families: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+                  negative_share: float = 0.4, families: tuple[str, ...] = (),
+                  pool: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """One training pair from a clean uint8 RGB crop: (damaged float RGB (size, size, 3), truth bool).
     `clean_share` of the samples get no damage (when `kinds` is not given); `negative_share` get a
     hard negative (faceheal/train/negatives.py) first. `families`: damage families of the independent
-    renderer (faceheal/masks/families.py) to train on as well, half of the damage when given."""
+    renderer (faceheal/masks/families.py) to train on as well, half of the damage when given. `pool`:
+    only these of TRAIN_KINDS (default: all)."""
     scale = rng.uniform(max(0.55, size / min(face.shape[:2])), 1.4)
     img = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     y = int(rng.integers(0, img.shape[0] - size + 1))
@@ -89,11 +91,13 @@ def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
     truth = np.zeros((size, size), bool)
     if kinds is None:
         # scratches, missing, dust, stains, tears, hairlines, painted
-        pool, p = list(TRAIN_KINDS), np.array([0.22, 0.14, 0.14, 0.14, 0.1, 0.1, 0.16])
+        shares = dict(zip(TRAIN_KINDS, (0.22, 0.14, 0.14, 0.14, 0.1, 0.1, 0.16)))
+        pool = [k for k in TRAIN_KINDS if not pool or k in pool]
+        p = np.array([shares[k] for k in pool]) / sum(shares[k] for k in pool)
         if families:
             pool, p = pool + list(families), np.concatenate([p / 2, np.full(len(families), 0.5 / len(families))])
         kinds = () if rng.random() < clean_share else tuple(
-            rng.choice(pool, size=int(rng.integers(1, 4)), replace=False, p=p))
+            rng.choice(pool, size=int(rng.integers(1, min(3, len(pool)) + 1)), replace=False, p=p))
     for kind in kinds:
         if kind == "painted":
             rgb, m = render_painted(rgb, rng)
@@ -197,11 +201,14 @@ class DamageTrainConfig:
     init: str | None = None  # start from these weights (a damage.pt): fine-tune on a widened renderer
     widths: tuple[int, int, int, int] | None = None  # the network's channels (None: init's own, else the default)
     colour: bool | None = None  # opponent-colour cues too (None: as init, else off)
+    kinds: tuple[str, ...] = ()  # train on only these of the renderer's kinds (validation still scores all)
 
 
 class DamageTrainer:
     def __init__(self, cfg: DamageTrainConfig, log: Callable[[str], None] = print):
         self.cfg, self.log = cfg, log
+        if any(k not in TRAIN_KINDS for k in cfg.kinds):
+            raise ValueError(f"unknown damage kind in {', '.join(cfg.kinds)} (choose from {', '.join(TRAIN_KINDS)})")
         unknown = [f for f in cfg.families if f not in FAMILIES]
         if unknown:
             raise ValueError(f"unknown damage family {unknown[0]!r} (choose from {', '.join(FAMILIES)})")
@@ -265,7 +272,8 @@ class DamageTrainer:
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step])
         pairs = [damage_sample(self._clean(rng), rng, self.cfg.size, clean_share=self.cfg.clean_share,
-                               negative_share=self.cfg.negative_share, families=self.cfg.families) for _ in range(self.cfg.batch_size)]
+                               negative_share=self.cfg.negative_share, families=self.cfg.families, pool=self.cfg.kinds)
+                 for _ in range(self.cfg.batch_size)]
         x = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2)
         y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].float()
         return x, y
