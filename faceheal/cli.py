@@ -456,6 +456,7 @@ def train_damage(
     family: Optional[List[str]] = typer.Option(None, "--family", help="Also train on this damage family of faceheal/masks/families.py (by default all are held out, for the generalisation score); repeatable."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these detector weights (a damage.pt) instead of from scratch."),
     widths: Optional[str] = typer.Option(None, "--widths", help="The network's channels at full, 1/2, 1/4 and 1/8 resolution (default 8,16,32,32, or --init's own; wider than --init's: widened, same outputs at the start)."),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep every validated state (OUT/checkpoints/), to select by restore's per-face decision (tools/select_damage_checkpoint.py)."),
     kind: Optional[List[str]] = typer.Option(None, "--kind", help="Train on only this kind of the renderer (scratches, missing, dust, stains, tears, hairlines, painted); repeatable; default all."),
     colour: Optional[bool] = typer.Option(None, "--colour/--no-colour", help="Two opponent-colour cues as well (stains, foxing, tints); default: off, or as --init."),
 ) -> None:
@@ -477,7 +478,8 @@ def train_damage(
                                                   batch_size=batch_size, lr=lr, threads=threads, seed=seed,
                                                   backgrounds=tuple(str(b) for b in backgrounds or ()),
                                                   families=tuple(family or ()), init=str(init) if init else None,
-                                                  widths=channels, colour=colour, kinds=tuple(kind or ())))
+                                                  widths=channels, colour=colour, kinds=tuple(kind or ()),
+                                                  keep_checkpoints=keep_checkpoints))
     except (FileNotFoundError, ValueError, KeyError, FacehealError) as e:
         raise _usage(f"{data}: {e}")
     if resume and trainer.resume():

@@ -136,10 +136,13 @@ def test_damage_training_runs_resumes_and_keeps_the_best(tmp_path):
     result = DamageTrainer(cfg).run()
     assert result["step"] == 3 and 0 <= result["f1"]["scratches"] <= 1
     assert (tmp_path / "run" / "damage.pt").is_file()
-    again = DamageTrainer(DamageTrainConfig(**{**cfg.__dict__, "steps": 5}))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    again = DamageTrainer(DamageTrainConfig(**{**cfg.__dict__, "steps": 5, "keep_checkpoints": True}))
     assert again.resume() and again.step == 3
     assert again.run()["step"] == 5
     assert load_damage_net(tmp_path / "run" / "damage.pt")[1]["step"] in (3, 5)
+    kept = sorted((tmp_path / "run" / "checkpoints").glob("*.pt"))  # for tools/select_damage_checkpoint.py
+    assert [p.name for p in kept] == ["step000005.pt"] and load_damage_net(kept[0])[1]["step"] == 5
 
 
 def test_auto_falls_back_to_classical_and_learned_insists(monkeypatch, tmp_path):

@@ -202,6 +202,7 @@ class DamageTrainConfig:
     widths: tuple[int, int, int, int] | None = None  # the network's channels (None: init's own, else the default)
     colour: bool | None = None  # opponent-colour cues too (None: as init, else off)
     kinds: tuple[str, ...] = ()  # train on only these of the renderer's kinds (validation still scores all)
+    keep_checkpoints: bool = False  # every validated state as OUT/checkpoints/stepNNNNNN.pt, to select by the decision
 
 
 class DamageTrainer:
@@ -337,6 +338,10 @@ class DamageTrainer:
 
     def checkpoint(self) -> dict:
         metrics = self.validate()
+        if self.cfg.keep_checkpoints:  # tools/select_damage_checkpoint.py picks among them through restore's decision
+            (self.out / "checkpoints").mkdir(exist_ok=True)
+            save_damage_net(self.model.eval(), self.out / "checkpoints" / f"step{self.step:06d}.pt",
+                            meta={"step": self.step, "families": list(self.cfg.families), **metrics})
         if metrics["score"] > self.best:  # the detector to ship is the best held-out one, not the last
             self.best = metrics["score"]
             save_damage_net(self.model.eval(), self.out / "damage.pt",

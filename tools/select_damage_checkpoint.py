@@ -1,0 +1,58 @@
+"""Pick a damage-detector checkpoint by what restore does with it, not by its per-pixel score.
+
+A detector reaches the photos through the per-face decision (faceheal/masks/decision.py), which drops
+every flag of a face judged undamaged. What matters is how many damaged regions that decision can
+keep while it repaints at most `--max-clean` of the clean ones, and fine-tunes with better per-pixel
+F1 have kept fewer (the damage model card). For each weights file given (a `faceheal train-damage
+--keep-checkpoints` run's OUT/checkpoints/*.pt, its damage.pt, the shipped one) this calibrates the
+decision on the 'val' photos exactly as tools/calibrate_damage_decision.py does, in a scratch copy of
+the weights folder, and prints one JSON line per file, best (most damaged regions kept) last:
+
+    python tools/select_damage_checkpoint.py runs/damage9/checkpoints/*.pt weights/faceheal-damage.pt
+
+Then calibrate the chosen file for real (FACEHEAL_WEIGHTS=DIR python tools/calibrate_damage_decision.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from faceheal.masks.learned import load_damage_net, save_damage_net  # noqa: E402
+from faceheal.model.weights import weights_dir  # noqa: E402
+
+
+def fit_for(weights: Path, max_clean: float, per_source: int) -> dict:
+    """The decision's fit for one detector: its weights beside the other shipped ones, calibrated."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in weights_dir().iterdir():
+            if f.is_file() and not f.name.startswith("faceheal-damage.pt"):
+                os.symlink(f, Path(tmp) / f.name)
+        model, meta = load_damage_net(weights)
+        save_damage_net(model, Path(tmp) / "faceheal-damage.pt", meta)
+        run = subprocess.run([sys.executable, str(ROOT / "tools" / "calibrate_damage_decision.py"), "--max-clean",
+                              str(max_clean), "--per-source", str(per_source)], capture_output=True, text=True,
+                             env={**os.environ, "FACEHEAL_WEIGHTS": tmp}, check=True)
+    fit = json.loads(run.stdout.strip().splitlines()[-1])["fit"]
+    return {"weights": str(weights), "step": meta.get("step"), "score": meta.get("score"), **fit}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("weights", nargs="+", type=Path)
+    ap.add_argument("--max-clean", type=float, default=0.03, help="largest share of clean regions repainted")
+    ap.add_argument("--per-source", type=int, default=60)
+    args = ap.parse_args()
+    rows = [fit_for(w, args.max_clean, args.per_source) for w in args.weights]
+    for row in sorted(rows, key=lambda r: (r["damaged_kept"], -r["clean_kept"])):
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
