@@ -302,7 +302,7 @@ class Restorer:
         res = ImageResult(path=str(item.source.path))
         probs = item.mask_info.get("decision", {}).get("face_damage_probability") or [None] * len(item.faces)
         res.faces = [FaceResult(f, a.hole_ratio, lay, p) for f, a, lay, p in zip(item.faces, item.aligned, layouts, probs)]
-        # the damage as found (compose leaves only what it did not repair), written once the photo is
+        # the damage as found (compose leaves only what it did not repair), written after the photo
         found = item.hole.copy() if self.options.masks_dir is not None else None
         with self._timed("paste_back"):
             out_display = self.compose(item, restored, res)
@@ -547,7 +547,9 @@ def photo_px_per_crop_px(matrix: np.ndarray) -> float:
 
 # damage away from faces is repaired in windows of this many px (cores), each read with this context
 AWAY_WINDOW, AWAY_CONTEXT = 1024, 64
-BIG_PHOTO_VALUES = 30_000_000  # a photo of more stored values than this hands freed memory back after prepare
+
+# a photo of more stored values than this hands freed memory back after prepare (detection buffers, mask decoding)
+BIG_PHOTO_VALUES = 30_000_000
 
 
 def _inner_distance(hole: np.ndarray) -> np.ndarray:
