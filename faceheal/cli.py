@@ -459,6 +459,7 @@ def train_damage(
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep every validated state (OUT/checkpoints/), to select by restore's per-face decision (tools/select_damage_checkpoint.py)."),
     kind: Optional[List[str]] = typer.Option(None, "--kind", help="Train on only this kind of the renderer (scratches, missing, dust, stains, tears, hairlines, painted); repeatable; default all."),
     colour: Optional[bool] = typer.Option(None, "--colour/--no-colour", help="Two opponent-colour cues as well (stains, foxing, tints); default: off, or as --init."),
+    ema: float = typer.Option(0.0, "--ema", help="Validate and save a moving average of the weights with this decay (e.g. 0.999; 0: the weights themselves)."),
 ) -> None:
     """Train the learned damage detector on synthetic damage rendered onto clean faces (resumable)."""
     from faceheal.train.damage import DamageTrainConfig, DamageTrainer
@@ -479,7 +480,7 @@ def train_damage(
                                                   backgrounds=tuple(str(b) for b in backgrounds or ()),
                                                   families=tuple(family or ()), init=str(init) if init else None,
                                                   widths=channels, colour=colour, kinds=tuple(kind or ()),
-                                                  keep_checkpoints=keep_checkpoints))
+                                                  keep_checkpoints=keep_checkpoints, ema=ema))
     except (FileNotFoundError, ValueError, KeyError, FacehealError) as e:
         raise _usage(f"{data}: {e}")
     if resume and trainer.resume():

@@ -145,6 +145,29 @@ def test_damage_training_runs_resumes_and_keeps_the_best(tmp_path):
     assert [p.name for p in kept] == ["step000005.pt"] and load_damage_net(kept[0])[1]["step"] == 5
 
 
+def test_damage_training_with_ema_saves_the_average_and_resumes_it(tmp_path):
+    data = tmp_path / "prep"
+    data.mkdir()
+    face = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
+    import cv2
+    face = cv2.resize(face, (128, 128), interpolation=cv2.INTER_AREA)
+    np.save(data / "images.npy", np.stack([np.roll(face, i * 5, axis=1) for i in range(6)]))
+    np.save(data / "labels.npy", np.full((6, 128, 128), 255, np.uint8))
+    items = [{"source": f"{i}.png", "split": "val" if i < 2 else "train", "labels": "none"} for i in range(6)]
+    (data / "index.json").write_text(json.dumps({"items": items}))
+    cfg = DamageTrainConfig(data=str(data), out=str(tmp_path / "run"), size=64, batch_size=4, steps=30, val_count=2,
+                            lr=1e-2, ema=0.9, keep_checkpoints=True)
+    trainer = DamageTrainer(cfg)
+    trainer.run()
+    saved = load_damage_net(tmp_path / "run" / "checkpoints" / "step000030.pt")[0].float().state_dict()
+    ema, raw = trainer.ema.state_dict(), trainer.model.state_dict()
+    name = "head.2.weight"
+    assert torch.allclose(saved[name], ema[name].half().float())  # the average is what is saved...
+    assert not torch.allclose(ema[name], raw[name])  # ...and it is not the weights themselves
+    again = DamageTrainer(DamageTrainConfig(**{**cfg.__dict__, "steps": 31}))
+    assert again.resume() and torch.equal(again.ema.state_dict()[name], ema[name])
+
+
 def test_auto_falls_back_to_classical_and_learned_insists(monkeypatch, tmp_path):
     monkeypatch.setattr("faceheal.masks.learned.DEFAULT_DAMAGE_WEIGHTS", tmp_path / "absent.pt")
     monkeypatch.setattr(damage_module, "_LEARNED", {})

@@ -9,7 +9,7 @@ very mask path of `faceheal restore` (Restorer.prepare, detected damage, faces, 
 decision; every face region and the rest of the photo gives one example, damaged when rendered
 damage lies in it.
 
-    FACEHEAL_WEIGHTS=DIR python tools/calibrate_damage_decision.py [--per-source 60] [--max-clean 0.05]
+    FACEHEAL_WEIGHTS=DIR python tools/calibrate_damage_decision.py [--per-source 0] [--draws 2] [--max-clean 0.03]
 
 rewrites DIR/faceheal-damage.pt (and its .sha256) with meta["decision"].
 """
@@ -58,10 +58,24 @@ def examples(restorer: Restorer, rgb8: np.ndarray, truth: np.ndarray | None) -> 
     return out
 
 
+def damaged_copy(rgb8: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The photo with one kind of the training renderer's damage in its central two thirds, and its truth."""
+    h, w = rgb8.shape[:2]
+    y0, x0, y1, x1 = h // 6, w // 6, h - h // 6, w - w // 6
+    region = rgb8[y0:y1, x0:x1].astype(np.float32) / 255
+    out, t = render_painted(region, rng) if kind == "painted" else render_damage(region, kind, rng)
+    hurt_rgb = rgb8.copy()
+    hurt_rgb[y0:y1, x0:x1] = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+    truth = np.zeros((h, w), bool)
+    truth[y0:y1, x0:x1] = t
+    return hurt_rgb, truth
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--per-source", type=int, default=60)
-    ap.add_argument("--max-clean", type=float, default=0.05, help="largest share of clean regions repainted")
+    ap.add_argument("--per-source", type=int, default=0, help="val photos per source (0: all of them)")
+    ap.add_argument("--draws", type=int, default=2, help="damaged copies of each photo, each with another kind")
+    ap.add_argument("--max-clean", type=float, default=0.03, help="largest share of clean regions repainted")
     args = ap.parse_args()
     learned = learned_detector(required=True)
     restorer = Restorer(TeleaInpainter(), MtcnnDetector(), detected_masks(decision=False))  # no decision
@@ -72,21 +86,14 @@ def main() -> None:
         rgb8 = to_rgb8(read_image(p).display())
         for feats, hurt in examples(restorer, rgb8, None):
             clean.append(feats)
-        h, w = rgb8.shape[:2]
-        y0, x0, y1, x1 = h // 6, w // 6, h - h // 6, w - w // 6
-        region = rgb8[y0:y1, x0:x1].astype(np.float32) / 255
-        kind = KINDS[i % len(KINDS)]
-        out, t = render_painted(region, rng) if kind == "painted" else render_damage(region, kind, rng)
-        hurt_rgb = rgb8.copy()
-        hurt_rgb[y0:y1, x0:x1] = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
-        truth = np.zeros((h, w), bool)
-        truth[y0:y1, x0:x1] = t
-        for feats, hurt in examples(restorer, hurt_rgb, truth):
-            (damaged if hurt else clean).append(feats)
+        for draw in range(args.draws):
+            hurt_rgb, truth = damaged_copy(rgb8, KINDS[(i * args.draws + draw) % len(KINDS)], rng)
+            for feats, hurt in examples(restorer, hurt_rgb, truth):
+                (damaged if hurt else clean).append(feats)
     decision, fit = fit_decision(clean, damaged, args.max_clean)
     model, meta = load_damage_net(learned.weights)
     meta = {**meta, "decision": decision.to_json(), "decision_fit": {**fit, "split": "val", "photos": len(photos),
-                                                                    "kinds": list(KINDS)}}
+                                                                    "draws": args.draws, "kinds": list(KINDS)}}
     save_damage_net(model, learned.weights, meta)
     print(json.dumps({"weights": str(learned.weights), "decision": decision.to_json(), "fit": fit}))
 
