@@ -10,7 +10,7 @@ from faceheal.faces.detect import MtcnnDetector
 from faceheal.inpainters import TeleaInpainter
 from faceheal.masks.decision import DamageDecision, decide, evidence, fit_decision
 from faceheal.masks.source import MaskSource
-from faceheal.pipeline import Restorer
+from faceheal.pipeline import RestoreOptions, Restorer
 from faceheal.sources import expand_inputs
 from tests.conftest import write_png
 
@@ -76,7 +76,7 @@ def test_a_clean_photo_with_a_few_false_flags_comes_back_byte_identical(tmp_path
     specks = np.zeros(portrait.shape[:2], bool)
     specks[100, 100:103] = True  # what a pixel detector flags on a clean photo: a few specks
     specks[300, 250] = True
-    decide_cb = lambda mask, regions: (decide(mask, regions, DECISION)[0], {})  # noqa: E731
+    decide_cb = lambda mask, regions, sure=None: (decide(mask, regions, DECISION)[0], {})  # noqa: E731
     restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=lambda rgb, lm: specks.copy(), decide=decide_cb))
     [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
     assert r.status == "unchanged" and r.pixels_changed == 0
@@ -92,3 +92,37 @@ def test_a_clean_photo_with_a_few_false_flags_comes_back_byte_identical(tmp_path
     restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=lambda rgb, lm: face_mask.copy(), decide=decide_cb))
     [r] = restorer.run(expand_inputs([str(tmp_path / "in2")]), tmp_path / "out2")
     assert r.status in ("ok", "partial") and r.pixels_changed > 0.9 * face_mask.sum()
+
+
+def test_the_sure_share_tells_damage_from_a_crowd_of_unsure_flags(tmp_path, portrait):
+    """A three-feature decision weighs how much of a region the detector is sure of: the same flags
+    are dropped when none is sure and kept when they are; restore hands the detector's sure pixels
+    to the decision and reports none of them."""
+    sure_weighted = DamageDecision(weights=(0.0, 0.0, 4.0), bias=4.0 * 3.0, threshold=0.5)  # damaged above 0.1 % sure
+    mask = np.zeros((100, 100), bool)
+    mask[50, 10:60] = True
+    assert evidence(mask, sure=0).shape == (3,) and evidence(mask).shape == (2,)
+    unsure, probs, _ = decide(mask.copy(), [(0, 0, 100, 100)], sure_weighted, sure=None)
+    assert not unsure.any() and probs[0] < 0.5
+    ys, xs = np.full(30, 50), np.arange(10, 40)
+    sure, probs, _ = decide(mask.copy(), [(0, 0, 100, 100)], sure_weighted, sure=(ys, xs))
+    assert sure[50, 10:60].all() and probs[0] > 0.5
+    # sure pixels the mask no longer holds (dropped as catchlights) do not count
+    assert not decide(np.zeros_like(mask) | (mask & (np.arange(100) >= 45)), [(0, 0, 100, 100)], sure_weighted,
+                      sure=(ys, xs))[0].any()
+
+    write_png(tmp_path / "in" / "p.png", portrait)
+    flags = np.zeros(portrait.shape[:2], bool)
+    flags[200:203, 150:250] = True
+    seen = []
+
+    def decide_cb(m, regions, sure=None):
+        seen.append(sure)
+        return m, {}
+    auto = lambda rgb, lm: (flags.copy(), (np.array([201]), np.array([160])))  # noqa: E731
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=auto, decide=decide_cb),
+                        RestoreOptions(sidecar=True))
+    [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    assert r.status == "ok" and len(seen[0][0]) == 1
+    sidecar = json.loads((tmp_path / "out" / "p.png.faceheal.json").read_text())
+    assert sidecar["mask"]["source"] == "auto" and "_sure" not in sidecar["mask"]

@@ -92,6 +92,27 @@ def test_tiled_mask_matches_one_pass(tmp_path):
     assert (whole != tiled).mean() < 0.01  # the overlap hides tile edges
 
 
+def test_sure_pixels_are_those_above_the_sure_logit_in_one_pass_or_tiled(tmp_path):
+    from faceheal.masks.decision import SURE_LOGIT
+
+    model = DamageNet().eval()
+    with torch.no_grad():
+        model.head[2].bias += SURE_LOGIT  # some pixels sure, some not
+    path = tmp_path / "d.pt"
+    save_damage_net(model, path, meta={"threshold": 0.5})
+    det = LearnedDamageDetector(path)
+    img = np.random.default_rng(0).random((300, 420, 3)).astype(np.float32)
+    logits = det.model(torch.from_numpy(img).permute(2, 0, 1)[None])[0, 0].detach().numpy()
+    for tile in (None, 160):
+        sure: list = []
+        det.mask(img, 0.5, tile=tile, sure=sure)
+        found = np.zeros(logits.shape, bool)
+        for ys, xs in sure:
+            found[ys, xs] = True
+        assert 0 < found.sum() < found.size
+        assert (found != (logits > SURE_LOGIT)).mean() < 0.01
+
+
 def test_training_samples_are_damaged_where_the_truth_says():
     face = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
     rng = np.random.default_rng(0)

@@ -5,11 +5,12 @@ Data: clean held-out 'val' photos (AAF, CelebA-HQ, UTKFace; never the 'test' hal
 benchmarks report on) and the same photos with damage of the *training renderer's* kinds only
 (scratches, missing, dust, painted strokes) in their central two thirds, so the independent damage
 families of faceheal/masks/families.py stay held out of every choice. Each photo goes through the
-very mask path of `faceheal restore` (Restorer.prepare, detected damage, faces, 1 px growth) with no
-decision; every face region and the rest of the photo gives one example, damaged when rendered
-damage lies in it.
+very mask path of `faceheal restore` (Restorer.prepare, detected damage, faces, 1 px growth) up to
+the decision, which here records what it is given instead of deciding; every face region and the rest
+of the photo gives one example (the flagged share, the largest piece's share, the share the
+detector is sure of), damaged when rendered damage lies in it.
 
-    FACEHEAL_WEIGHTS=DIR python tools/calibrate_damage_decision.py [--per-source 0] [--draws 2] [--max-clean 0.03]
+    FACEHEAL_WEIGHTS=DIR python tools/calibrate_damage_decision.py [--per-source 0] [--draws 2] [--max-clean 0.03] [--without-sure]
 
 rewrites DIR/faceheal-damage.pt (and its .sha256) with meta["decision"].
 """
@@ -29,10 +30,10 @@ from faceheal.images import Picture, read_image, to_rgb8  # noqa: E402
 from faceheal.inpainters import TeleaInpainter  # noqa: E402
 from faceheal.faces.detect import MtcnnDetector  # noqa: E402
 from faceheal.masks.damage import learned_detector  # noqa: E402
-from faceheal.masks.decision import evidence, fit_decision, regions_of  # noqa: E402
+from faceheal.masks.decision import SURE_LOGIT, evidence, fit_decision, sure_counts  # noqa: E402
 from faceheal.masks.learned import load_damage_net, save_damage_net  # noqa: E402
 from faceheal.masks.render import render_damage  # noqa: E402
-from faceheal.masks.source import detected_masks  # noqa: E402
+from faceheal.masks.source import MaskSource, auto_damage_mask  # noqa: E402
 from faceheal.pipeline import Restorer  # noqa: E402
 from faceheal.sources import Source  # noqa: E402
 from faceheal.train.damage import render_painted  # noqa: E402
@@ -42,19 +43,34 @@ SOURCES = ("aaf/images", "celebamask/images", "utkface")
 KINDS = ("scratches", "missing", "dust", "painted")
 
 
-def examples(restorer: Restorer, rgb8: np.ndarray, truth: np.ndarray | None) -> list[tuple[np.ndarray, bool]]:
+class Recorder:
+    """A decision that decides nothing: it keeps what restore hands the decision (the mask, the face
+    regions, the detector's sure pixels) and returns the mask as it is."""
+
+    def __init__(self):
+        self.seen = None
+
+    def __call__(self, mask: np.ndarray, regions: list, sure=None) -> tuple[np.ndarray, dict]:
+        self.seen = (mask.copy(), list(regions), sure)
+        return mask, {}
+
+
+def examples(restorer: Restorer, recorder: Recorder, rgb8: np.ndarray, truth: np.ndarray | None) -> list[tuple[np.ndarray, bool]]:
     """(features, damaged) of each face region and of the rest of the photo, through restore's mask path."""
+    recorder.seen = None
     item = restorer.prepare(Source(Path("val.png"), Path("val.png")), Picture(pixels=rgb8, format="PNG"))
-    if item.error is not None or item.hole is None:
+    if item.error is not None or recorder.seen is None:
         return []
-    h, w = item.hole.shape
-    regions = regions_of(item.faces, (h, w))
+    mask, regions, sure = recorder.seen
+    h, w = mask.shape
+    sure_in, sure_rest = sure_counts(sure, mask, regions)
     out, inside = [], np.zeros((h, w), bool)
-    for x0, y0, x1, y1 in regions:
+    for (x0, y0, x1, y1), n in zip(regions, sure_in):
         inside[y0:y1, x0:x1] = True
-        out.append((evidence(item.hole[y0:y1, x0:x1]), truth is not None and bool(truth[y0:y1, x0:x1].any())))
+        out.append((evidence(mask[y0:y1, x0:x1], sure=n), truth is not None and bool(truth[y0:y1, x0:x1].any())))
     if (~inside).any():
-        out.append((evidence(item.hole & ~inside, area=(~inside).sum()), truth is not None and bool((truth & ~inside).any())))
+        out.append((evidence(mask & ~inside, area=(~inside).sum(), sure=sure_rest),
+                    truth is not None and bool((truth & ~inside).any())))
     return out
 
 
@@ -76,24 +92,29 @@ def main() -> None:
     ap.add_argument("--per-source", type=int, default=0, help="val photos per source (0: all of them)")
     ap.add_argument("--draws", type=int, default=2, help="damaged copies of each photo, each with another kind")
     ap.add_argument("--max-clean", type=float, default=0.03, help="largest share of clean regions repainted")
+    ap.add_argument("--without-sure", action="store_true", help="the two-feature decision (flags and largest piece only)")
     args = ap.parse_args()
     learned = learned_detector(required=True)
-    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), detected_masks(decision=False))  # no decision
+    recorder = Recorder()
+    restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=auto_damage_mask(), decide=recorder))
     rng = np.random.default_rng(0)
     clean, damaged = [], []
     photos = [p for s in SOURCES for p in held_out_photos(SHARED / "faces" / s, "val", args.per_source)]
     for i, p in enumerate(photos):
         rgb8 = to_rgb8(read_image(p).display())
-        for feats, hurt in examples(restorer, rgb8, None):
+        for feats, hurt in examples(restorer, recorder, rgb8, None):
             clean.append(feats)
         for draw in range(args.draws):
             hurt_rgb, truth = damaged_copy(rgb8, KINDS[(i * args.draws + draw) % len(KINDS)], rng)
-            for feats, hurt in examples(restorer, hurt_rgb, truth):
+            for feats, hurt in examples(restorer, recorder, hurt_rgb, truth):
                 (damaged if hurt else clean).append(feats)
+    if args.without_sure:
+        clean, damaged = [f[:2] for f in clean], [f[:2] for f in damaged]
     decision, fit = fit_decision(clean, damaged, args.max_clean)
     model, meta = load_damage_net(learned.weights)
     meta = {**meta, "decision": decision.to_json(), "decision_fit": {**fit, "split": "val", "photos": len(photos),
-                                                                    "draws": args.draws, "kinds": list(KINDS)}}
+                                                                    "draws": args.draws, "kinds": list(KINDS),
+                                                                    "sure_logit": None if args.without_sure else SURE_LOGIT}}
     save_damage_net(model, learned.weights, meta)
     print(json.dumps({"weights": str(learned.weights), "decision": decision.to_json(), "fit": fit}))
 

@@ -230,15 +230,17 @@ def coarse_scale(landmarks: list[np.ndarray]) -> float | None:
 
 def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
                   protect: list[tuple[float, float, float]] | None = None, tile: int = 2048,
-                  overlap: int = 64, coarse: float | None = None) -> np.ndarray:
+                  overlap: int = 64, coarse: float | None = None, sure: list | None = None) -> np.ndarray:
     """Damage mask of a whole photo; photos larger than `tile` are processed in overlapping tiles.
 
     protect: (x, y, radius) discs where spots and dark lines are not flagged (eyes, mouths).
     coarse: also look at the photo downscaled by this factor (`coarse_scale`), where wide damage on a
     high-resolution scan is as wide as the damage the detector knows; the two looks are joined, the
     full-resolution one keeping hairlines that vanish when downscaled.
+    sure: a list that receives (ys, xs) of the pixels the learned detector is sure of, at full size
+    (see `LearnedDamageDetector.mask`; nothing with the classical detector).
     """
-    mask = _detect_damage(rgb, settings, protect, tile, overlap)
+    mask = _detect_damage(rgb, settings, protect, tile, overlap, sure)
     if coarse is not None and coarse < 1:
         h, w = rgb.shape[:2]
         size = (max(1, round(w * coarse)), max(1, round(h * coarse)))
@@ -251,11 +253,12 @@ def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
     return mask
 
 
-def _detect_damage(rgb: np.ndarray, settings: DamageSettings, protect, tile: int, overlap: int) -> np.ndarray:
+def _detect_damage(rgb: np.ndarray, settings: DamageSettings, protect, tile: int, overlap: int,
+                   sure: list | None = None) -> np.ndarray:
     if settings.detector != "classical":
         learned = learned_detector(required=settings.detector == "learned", precision=settings.precision)
         if learned is not None:
-            return _learned_damage(learned, rgb, settings, protect, tile, overlap)
+            return _learned_damage(learned, rgb, settings, protect, tile, overlap, sure)
     h, w = rgb.shape[:2]
     if max(h, w) <= tile:
         return detect_damage_tile(rgb, settings, protect)
@@ -301,8 +304,9 @@ def damage_decision(detector: str = "auto"):
     return None if learned is None else DamageDecision.from_json(learned.meta.get("decision"))
 
 
-def _learned_damage(learned, pixels: np.ndarray, settings: DamageSettings, protect, tile: int, overlap: int) -> np.ndarray:
-    mask = learned.mask(pixels, learned.threshold(settings.sensitivity), tile)
+def _learned_damage(learned, pixels: np.ndarray, settings: DamageSettings, protect, tile: int, overlap: int,
+                    sure: list | None = None) -> np.ndarray:
+    mask = learned.mask(pixels, learned.threshold(settings.sensitivity), tile, sure)
     h, w = mask.shape
     if protect and mask.any():
         # catchlights and lip corners: small blobs inside the eye and mouth discs are not dust.

@@ -173,9 +173,13 @@ class LearnedDamageDetector:
         return float(np.interp(sensitivity, [0.0, 0.5, 1.0], [min(0.95, base + 0.3), base, max(0.05, base - 0.3)]))
 
     @torch.inference_mode()
-    def mask(self, pixels: np.ndarray, threshold: float, tile: int | None = None) -> np.ndarray:
+    def mask(self, pixels: np.ndarray, threshold: float, tile: int | None = None,
+             sure: list | None = None) -> np.ndarray:
         """(H, W) bool: probability of damage above `threshold`. `pixels`: float RGB in [0, 1] or
-        pixels as stored (uint8/uint16, gray or colour), converted tile by tile."""
+        pixels as stored (uint8/uint16, gray or colour), converted tile by tile. `sure`, when given,
+        receives (ys, xs) arrays of the pixels whose logit is above `SURE_LOGIT` (the per-face
+        decision's evidence; coordinates, not a second scan-sized mask)."""
+        from faceheal.masks.decision import SURE_LOGIT
         from faceheal.images import to_float_rgb
 
         h, w = pixels.shape[:2]
@@ -194,5 +198,9 @@ class LearnedDamageDetector:
                 ye, xe = min(h, y0 + step), min(w, x0 + step)
                 # logit > log(t / (1 - t)) is probability > t, without the sigmoid over every pixel
                 cut = float(np.log(threshold / (1 - threshold)))
-                out[y0:ye, x0:xe] = logits[y0 - ya:ye - ya, x0 - xa:xe - xa] > cut
+                core = logits[y0 - ya:ye - ya, x0 - xa:xe - xa]
+                out[y0:ye, x0:xe] = core > cut
+                if sure is not None:
+                    ys, xs = np.nonzero(core > SURE_LOGIT)
+                    sure.append((ys.astype(np.int64) + y0, xs.astype(np.int64) + x0))
         return out

@@ -25,6 +25,7 @@ from faceheal.model.weights import sha256_of
 # mask misses 4.5 / 1.6 / 5.2 % (scratches / dust / missing areas) at 0 px, 3.6 / 1.0 / 4.2 % at 1 px,
 # and each further px buys under 1 point: what is left is fragments the detector missed, not a margin.
 AUTO_MASK_GROW = 1
+SURE_KEY = "_sure"  # the provenance entry that carries the detector's sure pixels to the decision
 
 
 class MaskSource:
@@ -35,11 +36,13 @@ class MaskSource:
     """
 
     def __init__(self, mask_file: Path | None = None, masks_dir: Path | None = None,
-                 auto: Callable[[np.ndarray, list], np.ndarray] | None = None, grow: int | None = None,
-                 decide: Callable[[np.ndarray, list], tuple[np.ndarray, dict]] | None = None):
+                 auto: Callable[[np.ndarray, list], np.ndarray | tuple] | None = None, grow: int | None = None,
+                 decide: Callable[..., tuple[np.ndarray, dict]] | None = None):
+        # auto: (rgb, landmarks) -> mask, or (mask, (ys, xs) of the pixels the detector is sure of)
         self.mask_file, self.masks_dir, self.auto = mask_file, masks_dir, auto
         self._grow = grow
-        self.decide = decide  # detected masks only: (mask, face regions) -> (mask of the damaged regions, info)
+        # detected masks only: (mask, face regions, sure pixels or None) -> (mask of the damaged regions, info)
+        self.decide = decide
 
     @property
     def is_auto(self) -> bool:
@@ -61,8 +64,11 @@ class MaskSource:
             info = {"source": "file", "path": str(path), "sha256": sha256_of(path)}
             mask = read_mask(path, shape)
         else:
-            mask = self.auto(display_rgb, list(landmarks))
+            found = self.auto(display_rgb, list(landmarks))
+            mask, sure = found if isinstance(found, tuple) else (found, None)
             info = {"source": "auto", "sha256": mask_sha256(mask)}
+            if sure is not None:  # for the decision only: `decided` takes it out before anything reports
+                info[SURE_KEY] = sure
         if self.grow > 0 and mask.any():
             mask = grow_mask(mask, self.grow)
             info["grow"] = self.grow
@@ -71,9 +77,10 @@ class MaskSource:
     def decided(self, mask: np.ndarray | None, regions: list[tuple[int, int, int, int]], info: dict) -> np.ndarray | None:
         """A detected mask after the per-face decision (faceheal/masks/decision.py): the flags of faces
         judged undamaged dropped, so a clean photo comes back untouched. Supplied masks pass as they are."""
+        sure = info.pop(SURE_KEY, None)
         if self.decide is None or not self.is_auto or mask is None:
             return mask
-        mask, info["decision"] = self.decide(mask, regions)
+        mask, info["decision"] = self.decide(mask, regions, sure)
         info["sha256"] = mask_sha256(mask)
         return mask
 
@@ -128,8 +135,8 @@ def auto_damage_decision(sensitivity: float = 0.5, detector: str = "auto"):
     if decision is None:
         return None
 
-    def run(mask: np.ndarray, regions: list) -> tuple[np.ndarray, dict]:
-        mask, faces, rest = decide(mask, regions, decision, sensitivity)
+    def run(mask: np.ndarray, regions: list, sure=None) -> tuple[np.ndarray, dict]:
+        mask, faces, rest = decide(mask, regions, decision, sensitivity, sure)
         return mask, {"face_damage_probability": [round(p, 4) for p in faces],
                       "rest_damage_probability": None if rest is None else round(rest, 4),
                       "threshold": round(decision.cut(sensitivity), 4)}
@@ -141,8 +148,14 @@ def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto", wide: boo
     from faceheal.masks.damage import DamageSettings, coarse_scale, detect_damage, protected_discs
 
     settings = DamageSettings(sensitivity=sensitivity, detector=detector, precision=precision)
-    return lambda rgb, landmarks: detect_damage(rgb, settings, protected_discs(landmarks),
-                                                coarse=coarse_scale(landmarks) if wide else None)
+
+    def run(rgb: np.ndarray, landmarks: list) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        sure: list = []
+        mask = detect_damage(rgb, settings, protected_discs(landmarks), coarse=coarse_scale(landmarks) if wide else None,
+                             sure=sure)
+        empty = np.zeros(0, np.int64)
+        return mask, (np.concatenate([ys for ys, _ in sure]), np.concatenate([xs for _, xs in sure])) if sure else (empty, empty)
+    return run
 
 
 def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool = False, faces_only: bool = False,
