@@ -2,7 +2,7 @@
 
 A detector reaches the photos through the per-face decision (faceheal/masks/decision.py), which drops
 every flag of a face judged undamaged. What matters is how many damaged regions that decision can
-keep while it repaints at most `--max-clean` of the clean ones, and fine-tunes with better per-pixel
+keep while it repaints few of the clean ones, and fine-tunes with better per-pixel
 F1 have kept fewer (the damage model card). For each weights file given (a `faceheal train-damage
 --keep-checkpoints` run's OUT/checkpoints/*.pt, its damage.pt, the shipped one) this calibrates the
 decision on the 'val' photos exactly as tools/calibrate_damage_decision.py does, in a scratch copy of
@@ -31,7 +31,7 @@ from faceheal.masks.learned import load_damage_net, save_damage_net  # noqa: E40
 from faceheal.model.weights import weights_dir  # noqa: E402
 
 
-def fit_for(weights: Path, max_clean: float, per_source: int, draws: int) -> dict:
+def fit_for(weights: Path, max_clean_photos: float, per_source: int, draws: int) -> dict:
     """The decision's fit for one detector: its weights beside the other shipped ones, calibrated."""
     with tempfile.TemporaryDirectory() as tmp:
         for f in weights_dir().iterdir():
@@ -39,8 +39,8 @@ def fit_for(weights: Path, max_clean: float, per_source: int, draws: int) -> dic
                 os.symlink(f, Path(tmp) / f.name)
         model, meta = load_damage_net(weights)
         save_damage_net(model, Path(tmp) / "faceheal-damage.pt", meta)
-        run = subprocess.run([sys.executable, str(ROOT / "tools" / "calibrate_damage_decision.py"), "--max-clean",
-                              str(max_clean), "--per-source", str(per_source), "--draws", str(draws)], capture_output=True, text=True,
+        run = subprocess.run([sys.executable, str(ROOT / "tools" / "calibrate_damage_decision.py"), "--max-clean-photos",
+                              str(max_clean_photos), "--per-source", str(per_source), "--draws", str(draws)], capture_output=True, text=True,
                              env={**os.environ, "FACEHEAL_WEIGHTS": tmp}, check=True)
     fit = json.loads(run.stdout.strip().splitlines()[-1])["fit"]
     kept = fit["damaged_kept_at"]
@@ -51,11 +51,11 @@ def fit_for(weights: Path, max_clean: float, per_source: int, draws: int) -> dic
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("weights", nargs="+", type=Path)
-    ap.add_argument("--max-clean", type=float, default=0.03, help="largest share of clean regions repainted")
+    ap.add_argument("--max-clean-photos", type=float, default=0.005, help="largest share of clean photos changed")
     ap.add_argument("--per-source", type=int, default=0, help="val photos per source (0: all)")
     ap.add_argument("--draws", type=int, default=2, help="damaged copies of each photo")
     args = ap.parse_args()
-    rows = [fit_for(w, args.max_clean, args.per_source, args.draws) for w in args.weights]
+    rows = [fit_for(w, args.max_clean_photos, args.per_source, args.draws) for w in args.weights]
     for row in sorted(rows, key=lambda r: r["kept_2_to_5"]):
         print(json.dumps(row))
 
