@@ -126,3 +126,18 @@ def test_the_sure_share_tells_damage_from_a_crowd_of_unsure_flags(tmp_path, port
     assert r.status == "ok" and len(seen[0][0]) == 1
     sidecar = json.loads((tmp_path / "out" / "p.png.faceheal.json").read_text())
     assert sidecar["mask"]["source"] == "auto" and "_sure" not in sidecar["mask"]
+
+
+def test_a_region_flagged_beyond_any_clean_photo_is_damaged_whatever_the_detector_is_sure_of():
+    """Heavy paint over half a face that the network is not sure of fell below the threshold of a
+    decision fitted on damage over 0.3-10 % of a region; above `certain_share` the region is damaged."""
+    unsure_heavy = DamageDecision(weights=(0.0, 0.0, 4.0), bias=4.0 * 3.0, threshold=0.5)
+    guarded = DamageDecision(weights=(0.0, 0.0, 4.0), bias=4.0 * 3.0, threshold=0.5, certain_share=0.1)
+    mask = np.zeros((100, 100), bool)
+    mask[:40] = True  # 40 % flagged, none of it sure
+    assert not decide(mask.copy(), [(0, 0, 100, 100)], unsure_heavy)[0].any()
+    assert decide(mask.copy(), [(0, 0, 100, 100)], guarded)[0][:40].all()
+    light = np.zeros((100, 100), bool)
+    light[:5] = True  # 5 %: the model decides
+    assert not decide(light.copy(), [(0, 0, 100, 100)], guarded)[0].any()
+    assert DamageDecision.from_json(json.loads(json.dumps(guarded.to_json()))) == guarded

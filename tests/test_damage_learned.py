@@ -34,6 +34,14 @@ def test_network_keeps_any_size_and_weights_round_trip(tmp_path):
         load_damage_net(path)
 
 
+def test_weights_metadata_with_numpy_numbers_still_loads_with_weights_only(tmp_path):
+    """A numpy scalar in the metadata pickles as a numpy global that torch.load(weights_only=True)
+    refuses: the calibration once wrote one and the detector stopped loading."""
+    save_damage_net(DamageNet(), tmp_path / "d.pt", {"decision": {"certain_share": np.float64(0.1)}, "n": [np.int64(3)]})
+    meta = load_damage_net(tmp_path / "d.pt")[1]
+    assert meta["decision"]["certain_share"] == 0.1 and meta["n"] == [3]
+
+
 def test_a_wider_colour_aware_network_round_trips_and_sees_colour(tmp_path):
     from faceheal.masks.learned import DamageNetConfig, cue_channels
 

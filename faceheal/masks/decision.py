@@ -71,12 +71,18 @@ class DamageDecision:
     weights: tuple[float, ...]  # (flagged share, largest piece) or, with the sure share, three
     bias: float
     threshold: float  # probability of damage needed to repaint, at sensitivity 0.5
+    # A region flagged over this share is damaged whatever the rest says: the logistic model was fitted
+    # on damage over 0.3-10 % of a region, and heavy paint (half a face) that the network is not sure of
+    # fell below its threshold. Set at 3x the largest share of any clean val photo's region.
+    certain_share: float | None = None
 
     @property
     def uses_sure(self) -> bool:
         return len(self.weights) == 3
 
     def probability(self, features: np.ndarray) -> float:
+        if self.certain_share is not None and features[0] >= np.log10(self.certain_share + EPS):
+            return 1.0
         z = float(np.dot(self.weights, features) + self.bias)
         return float(1 / (1 + np.exp(-np.clip(z, -50, 50))))
 
@@ -93,7 +99,9 @@ class DamageDecision:
     def from_json(cls, d: dict | None) -> "DamageDecision | None":
         if not d:
             return None
-        return cls(weights=tuple(float(v) for v in d["weights"]), bias=float(d["bias"]), threshold=float(d["threshold"]))
+        certain = d.get("certain_share")
+        return cls(weights=tuple(float(v) for v in d["weights"]), bias=float(d["bias"]), threshold=float(d["threshold"]),
+                   certain_share=None if certain is None else float(certain))
 
 
 def regions_of(faces, shape: tuple[int, int], size: int = 256) -> list[tuple[int, int, int, int]]:
