@@ -153,16 +153,21 @@ def test_rendered_damage_is_true_only_where_it_visibly_changed_the_photo():
     assert unlabelled > 0
 
 
-def test_damage_training_runs_resumes_and_keeps_the_best(tmp_path):
-    data = tmp_path / "prep"
-    data.mkdir()
-    face = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
+def _tiny_prepared_folder(folder):
+    """Six 128 px crops of one example face as `faceheal prepare` writes them: two val, four train."""
     import cv2
-    face = cv2.resize(face, (128, 128), interpolation=cv2.INTER_AREA)
-    np.save(data / "images.npy", np.stack([np.roll(face, i * 5, axis=1) for i in range(6)]))
-    np.save(data / "labels.npy", np.full((6, 128, 128), 255, np.uint8))  # as `faceheal prepare` writes: unknown
+
+    folder.mkdir()
+    face = cv2.resize(read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png"), (128, 128), interpolation=cv2.INTER_AREA)
+    np.save(folder / "images.npy", np.stack([np.roll(face, i * 5, axis=1) for i in range(6)]))
+    np.save(folder / "labels.npy", np.full((6, 128, 128), 255, np.uint8))  # as `faceheal prepare` writes: unknown
     items = [{"source": f"{i}.png", "split": "val" if i < 2 else "train", "labels": "none"} for i in range(6)]
-    (data / "index.json").write_text(json.dumps({"items": items}))
+    (folder / "index.json").write_text(json.dumps({"items": items}))
+    return folder
+
+
+def test_damage_training_runs_resumes_and_keeps_the_best(tmp_path):
+    data = _tiny_prepared_folder(tmp_path / "prep")
     cfg = DamageTrainConfig(data=str(data), out=str(tmp_path / "run"), size=64, batch_size=4, steps=3, val_count=2)
     result = DamageTrainer(cfg).run()
     assert result["step"] == 3 and 0 <= result["f1"]["scratches"] <= 1
@@ -177,15 +182,7 @@ def test_damage_training_runs_resumes_and_keeps_the_best(tmp_path):
 
 
 def test_damage_training_with_ema_saves_the_average_and_resumes_it(tmp_path):
-    data = tmp_path / "prep"
-    data.mkdir()
-    face = read_rgb(EXAMPLES / "aligned" / "bopbtl_old_c.png")
-    import cv2
-    face = cv2.resize(face, (128, 128), interpolation=cv2.INTER_AREA)
-    np.save(data / "images.npy", np.stack([np.roll(face, i * 5, axis=1) for i in range(6)]))
-    np.save(data / "labels.npy", np.full((6, 128, 128), 255, np.uint8))
-    items = [{"source": f"{i}.png", "split": "val" if i < 2 else "train", "labels": "none"} for i in range(6)]
-    (data / "index.json").write_text(json.dumps({"items": items}))
+    data = _tiny_prepared_folder(tmp_path / "prep")
     cfg = DamageTrainConfig(data=str(data), out=str(tmp_path / "run"), size=64, batch_size=4, steps=30, val_count=2,
                             lr=1e-2, ema=0.9, keep_checkpoints=True)
     trainer = DamageTrainer(cfg)
