@@ -8,7 +8,7 @@ import numpy as np
 
 from faceheal.faces.detect import MtcnnDetector
 from faceheal.inpainters import TeleaInpainter
-from faceheal.masks.decision import DamageDecision, decide, evidence, fit_decision
+from faceheal.masks.decision import DamageDecision, decide, evidence, fit_decision, packed_mask, sure_counts
 from faceheal.masks.source import MaskSource
 from faceheal.pipeline import RestoreOptions, Restorer
 from faceheal.sources import expand_inputs
@@ -104,12 +104,17 @@ def test_the_sure_share_tells_damage_from_a_crowd_of_unsure_flags(tmp_path, port
     assert evidence(mask, sure=0).shape == (3,) and evidence(mask).shape == (2,)
     unsure, probs, _ = decide(mask.copy(), [(0, 0, 100, 100)], sure_weighted, sure=None)
     assert not unsure.any() and probs[0] < 0.5
-    ys, xs = np.full(30, 50), np.arange(10, 40)
-    sure, probs, _ = decide(mask.copy(), [(0, 0, 100, 100)], sure_weighted, sure=(ys, xs))
+    sure_px = np.zeros((100, 100), bool)
+    sure_px[50, 10:40] = True
+    packed = packed_mask((100, 100))
+    packed |= np.packbits(sure_px, axis=1)
+    sure, probs, _ = decide(mask.copy(), [(0, 0, 100, 100)], sure_weighted, sure=packed)
     assert sure[50, 10:60].all() and probs[0] > 0.5
     # sure pixels the mask no longer holds (dropped as catchlights) do not count
-    assert not decide(np.zeros_like(mask) | (mask & (np.arange(100) >= 45)), [(0, 0, 100, 100)], sure_weighted,
-                      sure=(ys, xs))[0].any()
+    assert not decide(mask & (np.arange(100) >= 45), [(0, 0, 100, 100)], sure_weighted, sure=packed)[0].any()
+    # counted per region and outside all of them, a pixel in two regions in both
+    assert sure_counts(packed, mask, [(0, 0, 30, 100), (20, 0, 100, 100)]) == ([20, 20], 0)
+    assert sure_counts(packed, mask, [(0, 0, 15, 100)], band=7) == ([5], 25)
 
     write_png(tmp_path / "in" / "p.png", portrait)
     flags = np.zeros(portrait.shape[:2], bool)
@@ -119,11 +124,13 @@ def test_the_sure_share_tells_damage_from_a_crowd_of_unsure_flags(tmp_path, port
     def decide_cb(m, regions, sure=None):
         seen.append(sure)
         return m, {}
-    auto = lambda rgb, lm: (flags.copy(), (np.array([201]), np.array([160])))  # noqa: E731
+    one_sure = packed_mask(flags.shape)
+    one_sure[201, 160 // 8] = 0x80 >> (160 % 8)
+    auto = lambda rgb, lm: (flags.copy(), one_sure)  # noqa: E731
     restorer = Restorer(TeleaInpainter(), MtcnnDetector(), MaskSource(auto=auto, decide=decide_cb),
                         RestoreOptions(sidecar=True))
     [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
-    assert r.status == "ok" and len(seen[0][0]) == 1
+    assert r.status == "ok" and sure_counts(seen[0], flags, [])[1] == 1
     sidecar = json.loads((tmp_path / "out" / "p.png.faceheal.json").read_text())
     assert sidecar["mask"]["source"] == "auto" and "_sure" not in sidecar["mask"]
 

@@ -37,9 +37,33 @@ def test_network_keeps_any_size_and_weights_round_trip(tmp_path):
 def test_weights_metadata_with_numpy_numbers_still_loads_with_weights_only(tmp_path):
     """A numpy scalar in the metadata pickles as a numpy global that torch.load(weights_only=True)
     refuses: the calibration once wrote one and the detector stopped loading."""
-    save_damage_net(DamageNet(), tmp_path / "d.pt", {"decision": {"certain_share": np.float64(0.1)}, "n": [np.int64(3)]})
+    save_damage_net(DamageNet(), tmp_path / "d.pt", {"decision": {"certain_share": np.float64(0.1)}, "n": [np.int64(3)],
+                                                    "curve": np.array([0.5, 0.25])})
     meta = load_damage_net(tmp_path / "d.pt")[1]
-    assert meta["decision"]["certain_share"] == 0.1 and meta["n"] == [3]
+    assert meta["decision"]["certain_share"] == 0.1 and meta["n"] == [3] and meta["curve"] == [0.5, 0.25]
+
+
+def test_what_the_coarse_look_is_sure_of_reaches_the_decision_at_full_size(monkeypatch):
+    """`--wide-damage`: damage found only by the downscaled look must carry its sureness too, or the
+    decision reads it as doubtful and drops it."""
+    from faceheal.masks import damage
+    from faceheal.masks.decision import packed_mask
+
+    calls = []
+
+    def fake(rgb, settings, protect, tile, overlap, sure=None):
+        calls.append(rgb.shape)
+        found = np.zeros(rgb.shape[:2], bool)
+        if rgb.shape[0] == 50:  # the coarse look (a quarter of 200): one sure pixel at (10, 20)
+            found[10, 20] = True
+            sure[10, 20 // 8] |= 0x80 >> (20 % 8)
+        return found
+    monkeypatch.setattr(damage, "_detect_damage", fake)
+    sure = packed_mask((200, 160))
+    mask = damage.detect_damage(np.zeros((200, 160, 3), np.float32), coarse=0.25, sure=sure)
+    full = np.unpackbits(sure, axis=1, count=160).astype(bool)
+    assert calls == [(200, 160, 3), (50, 40, 3)]
+    assert full[40:44, 80:84].all() and full.sum() == 16 and (full == mask).all()
 
 
 def test_a_wider_colour_aware_network_round_trips_and_sees_colour(tmp_path):
@@ -101,7 +125,7 @@ def test_tiled_mask_matches_one_pass(tmp_path):
 
 
 def test_sure_pixels_are_those_above_the_sure_logit_in_one_pass_or_tiled(tmp_path):
-    from faceheal.masks.decision import SURE_LOGIT
+    from faceheal.masks.decision import SURE_LOGIT, packed_mask
 
     torch.manual_seed(0)
     model = DamageNet().eval()
@@ -114,11 +138,9 @@ def test_sure_pixels_are_those_above_the_sure_logit_in_one_pass_or_tiled(tmp_pat
     det = LearnedDamageDetector(path)
     logits = det.model(torch.from_numpy(img).permute(2, 0, 1)[None])[0, 0].detach().numpy()
     for tile in (None, 160):
-        sure: list = []
+        sure = packed_mask(img.shape[:2])
         det.mask(img, 0.5, tile=tile, sure=sure)
-        found = np.zeros(logits.shape, bool)
-        for ys, xs in sure:
-            found[ys, xs] = True
+        found = np.unpackbits(sure, axis=1, count=img.shape[1]).astype(bool)
         assert 0 < found.sum() < found.size
         assert (found != (logits > SURE_LOGIT)).mean() < 0.01
 

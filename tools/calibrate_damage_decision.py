@@ -147,7 +147,8 @@ def main() -> None:
         clean_photos = [(s, [f[:2] for f in r]) for s, r in clean_photos]
     decision, _ = fit_decision(clean, damaged, 1.0)  # the weights; the threshold is set next
     most_clean = max(10 ** f[0] for _, regions in clean_photos for f in regions)
-    decision = replace(decision, certain_share=round(float(min(0.5, 3 * most_clean)), 4))
+    # (at least 5 %: with no clean region flagged at all, 3x nothing would make every flag certain)
+    decision = replace(decision, certain_share=round(float(min(0.5, max(0.05, 3 * most_clean))), 4))
     threshold, photo_rate = photo_threshold(decision, clean_photos, args.max_clean_photos)
     decision = replace(decision, threshold=round(threshold, 6))
     fit = kept_at(decision, clean, damaged) | {"clean_photos_changed_balanced": round(photo_rate, 4)}

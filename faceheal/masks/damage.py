@@ -230,15 +230,15 @@ def coarse_scale(landmarks: list[np.ndarray]) -> float | None:
 
 def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
                   protect: list[tuple[float, float, float]] | None = None, tile: int = 2048,
-                  overlap: int = 64, coarse: float | None = None, sure: list | None = None) -> np.ndarray:
+                  overlap: int = 64, coarse: float | None = None, sure: np.ndarray | None = None) -> np.ndarray:
     """Damage mask of a whole photo; photos larger than `tile` are processed in overlapping tiles.
 
     protect: (x, y, radius) discs where spots and dark lines are not flagged (eyes, mouths).
     coarse: also look at the photo downscaled by this factor (`coarse_scale`), where wide damage on a
     high-resolution scan is as wide as the damage the detector knows; the two looks are joined, the
     full-resolution one keeping hairlines that vanish when downscaled.
-    sure: a list that receives (ys, xs) of the pixels the learned detector is sure of, at full size
-    (see `LearnedDamageDetector.mask`; nothing with the classical detector).
+    sure: a bit-packed mask (`decision.packed_mask`) that gets the pixels the learned detector is sure
+    of set, from both looks (see `LearnedDamageDetector.mask`; nothing with the classical detector).
     """
     mask = _detect_damage(rgb, settings, protect, tile, overlap, sure)
     if coarse is not None and coarse < 1:
@@ -247,14 +247,18 @@ def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
         small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         local = [(x * coarse, y * coarse, r * coarse) for x, y, r in (protect or [])]
         no_paint = replace(settings, painted=False)  # paint is exact: found at full size
-        found = _detect_damage(small, no_paint, local, tile, overlap)
+        small_sure = None if sure is None else np.zeros((size[1], (size[0] + 7) // 8), np.uint8)
+        found = _detect_damage(small, no_paint, local, tile, overlap, small_sure)
         if found.any():
             mask |= cv2.resize(found.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        if small_sure is not None and small_sure.any():  # what the coarse look is sure of, at full size
+            look = np.unpackbits(small_sure, axis=1, count=size[0])
+            sure |= np.packbits(cv2.resize(look, (w, h), interpolation=cv2.INTER_NEAREST) > 0, axis=1)
     return mask
 
 
 def _detect_damage(rgb: np.ndarray, settings: DamageSettings, protect, tile: int, overlap: int,
-                   sure: list | None = None) -> np.ndarray:
+                   sure: np.ndarray | None = None) -> np.ndarray:
     if settings.detector != "classical":
         learned = learned_detector(required=settings.detector == "learned", precision=settings.precision)
         if learned is not None:
@@ -305,7 +309,7 @@ def damage_decision(detector: str = "auto"):
 
 
 def _learned_damage(learned, pixels: np.ndarray, settings: DamageSettings, protect, tile: int, overlap: int,
-                    sure: list | None = None) -> np.ndarray:
+                    sure: np.ndarray | None = None) -> np.ndarray:
     mask = learned.mask(pixels, learned.threshold(settings.sensitivity), tile, sure)
     h, w = mask.shape
     if protect and mask.any():

@@ -174,11 +174,11 @@ class LearnedDamageDetector:
 
     @torch.inference_mode()
     def mask(self, pixels: np.ndarray, threshold: float, tile: int | None = None,
-             sure: list | None = None) -> np.ndarray:
+             sure: np.ndarray | None = None) -> np.ndarray:
         """(H, W) bool: probability of damage above `threshold`. `pixels`: float RGB in [0, 1] or
-        pixels as stored (uint8/uint16, gray or colour), converted tile by tile. `sure`, when given,
-        receives (ys, xs) arrays of the pixels whose logit is above `SURE_LOGIT` (the per-face
-        decision's evidence; coordinates, not a second scan-sized mask)."""
+        pixels as stored (uint8/uint16, gray or colour), converted tile by tile. `sure`, when given (a
+        bit-packed mask, `decision.packed_mask`), gets the pixels whose logit is above `SURE_LOGIT`
+        set: the per-face decision's evidence, at one bit a pixel."""
         from faceheal.masks.decision import SURE_LOGIT
         from faceheal.images import to_float_rgb
 
@@ -186,6 +186,7 @@ class LearnedDamageDetector:
         out = np.zeros((h, w), bool)
         step = min(tile or self.tile, self.tile) - 2 * self.overlap
         for y0 in range(0, h, step):
+            band = np.zeros((min(h, y0 + step) - y0, w), bool) if sure is not None else None
             for x0 in range(0, w, step):
                 ya, xa = max(0, y0 - self.overlap), max(0, x0 - self.overlap)
                 yb, xb = min(h, y0 + step + self.overlap), min(w, x0 + step + self.overlap)
@@ -200,7 +201,8 @@ class LearnedDamageDetector:
                 cut = float(np.log(threshold / (1 - threshold)))
                 core = logits[y0 - ya:ye - ya, x0 - xa:xe - xa]
                 out[y0:ye, x0:xe] = core > cut
-                if sure is not None:
-                    ys, xs = np.nonzero(core > SURE_LOGIT)
-                    sure.append((ys.astype(np.int64) + y0, xs.astype(np.int64) + x0))
+                if band is not None:
+                    band[:, x0:xe] = core > SURE_LOGIT
+            if band is not None:
+                sure[y0:y0 + len(band)] |= np.packbits(band, axis=1)
         return out

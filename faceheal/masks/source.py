@@ -16,7 +16,7 @@ import numpy as np
 
 from faceheal.faces.detect import Face, FaceDetector
 from faceheal.faces.find import find_faces
-from faceheal.masks.decision import regions_of
+from faceheal.masks.decision import packed_mask, regions_of
 from faceheal.masks.supplied import find_mask, read_mask
 from faceheal.model.weights import sha256_of
 
@@ -38,7 +38,7 @@ class MaskSource:
     def __init__(self, mask_file: Path | None = None, masks_dir: Path | None = None,
                  auto: Callable[[np.ndarray, list], np.ndarray | tuple] | None = None, grow: int | None = None,
                  decide: Callable[..., tuple[np.ndarray, dict]] | None = None):
-        # auto: (rgb, landmarks) -> mask, or (mask, (ys, xs) of the pixels the detector is sure of)
+        # auto: (rgb, landmarks) -> mask, or (mask, the pixels the detector is sure of, bit-packed)
         self.mask_file, self.masks_dir, self.auto = mask_file, masks_dir, auto
         self._grow = grow
         # detected masks only: (mask, face regions, sure pixels or None) -> (mask of the damaged regions, info)
@@ -149,12 +149,11 @@ def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto", wide: boo
 
     settings = DamageSettings(sensitivity=sensitivity, detector=detector, precision=precision)
 
-    def run(rgb: np.ndarray, landmarks: list) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        sure: list = []
+    def run(rgb: np.ndarray, landmarks: list) -> tuple[np.ndarray, np.ndarray]:
+        sure = packed_mask(rgb.shape[:2])
         mask = detect_damage(rgb, settings, protected_discs(landmarks), coarse=coarse_scale(landmarks) if wide else None,
                              sure=sure)
-        empty = np.zeros(0, np.int64)
-        return mask, (np.concatenate([ys for ys, _ in sure]), np.concatenate([xs for _, xs in sure])) if sure else (empty, empty)
+        return mask, sure
     return run
 
 

@@ -108,7 +108,7 @@ def save_weights(model, config: dict, path: str | os.PathLike, meta: dict | None
     state = {k: (v.half() if half and v.is_floating_point() else v).cpu().clone() for k, v in model.state_dict().items()}
     # metadata as plain JSON values: a numpy scalar in it pickles as a numpy global, which
     # torch.load(weights_only=True) then refuses, and the file would not load
-    meta = json.loads(json.dumps(meta or {}, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    meta = json.loads(json.dumps(meta or {}, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
     tmp = path.with_suffix(path.suffix + ".part")
     torch.save({"config": config, "state_dict": state, "meta": meta}, tmp)
     tmp.replace(path)
