@@ -460,6 +460,8 @@ def train_damage(
     kind: Optional[List[str]] = typer.Option(None, "--kind", help="Train on only this kind of the renderer (scratches, missing, dust, stains, tears, hairlines, painted); repeatable; default all."),
     colour: Optional[bool] = typer.Option(None, "--colour/--no-colour", help="Two opponent-colour cues as well (stains, foxing, tints); default: off, or as --init."),
     ema: float = typer.Option(0.0, "--ema", help="Validate and save a moving average of the weights with this decay (e.g. 0.999; 0: the weights themselves)."),
+    negative_share: float = typer.Option(0.4, "--negative-share", min=0.0, max=1.0, help="Share of samples given a hard negative (glasses, signatures, rim light...; never labelled)."),
+    negative: Optional[List[str]] = typer.Option(None, "--negative", help="Draw only this hard negative (lettering, signature, highlights, rim_light, glasses, strands, border, halftone, paper); repeatable; default all."),
 ) -> None:
     """Train the learned damage detector on synthetic damage rendered onto clean faces (resumable)."""
     from faceheal.train.damage import DamageTrainConfig, DamageTrainer
@@ -480,7 +482,8 @@ def train_damage(
                                                   backgrounds=tuple(str(b) for b in backgrounds or ()),
                                                   families=tuple(family or ()), init=str(init) if init else None,
                                                   widths=channels, colour=colour, kinds=tuple(kind or ()),
-                                                  keep_checkpoints=keep_checkpoints, ema=ema))
+                                                  keep_checkpoints=keep_checkpoints, ema=ema,
+                                                  negative_share=negative_share, negatives=tuple(negative or ())))
     except (FileNotFoundError, ValueError, KeyError, FacehealError) as e:
         raise _usage(f"{data}: {e}")
     if resume and trainer.resume():

@@ -97,6 +97,21 @@ def test_training_on_some_kinds_draws_only_those():
         DamageTrainer(DamageTrainConfig(data="unused", out="unused", kinds=("scratchez",)))
 
 
+def test_training_on_some_hard_negatives_draws_only_those(monkeypatch):
+    import faceheal.train.damage as training
+
+    drawn = []
+    real = training.hard_negative
+    monkeypatch.setattr(training, "hard_negative", lambda rgb, rng, kind=None: drawn.append(kind) or real(rgb, rng, kind))
+    face = (np.random.default_rng(1).random((160, 160, 3)) * 120 + 60).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        damage_sample(face, rng, size=96, negative_share=1.0, negatives=("glasses", "signature"))
+    assert set(drawn) == {"glasses", "signature"}
+    with pytest.raises(ValueError):
+        DamageTrainer(DamageTrainConfig(data="unused", out="unused", negatives=("glass",)))
+
+
 def test_widening_keeps_what_the_detector_computes_and_refuses_to_shrink():
     from faceheal.masks.learned import DamageNetConfig
     from faceheal.train.damage import widen_damage_net

@@ -73,12 +73,12 @@ def _scanner(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
                   kinds: tuple[str, ...] | None = None, clean_share: float = 1 / 3,
                   negative_share: float = 0.4, families: tuple[str, ...] = (),
-                  pool: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+                  pool: tuple[str, ...] = (), negatives: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """One training pair from a clean uint8 RGB crop: (damaged float RGB (size, size, 3), truth bool).
     `clean_share` of the samples get no damage (when `kinds` is not given); `negative_share` get a
     hard negative (faceheal/train/negatives.py) first. `families`: damage families of the independent
     renderer (faceheal/masks/families.py) to train on as well, half of the damage when given. `pool`:
-    only these of TRAIN_KINDS (default: all)."""
+    only these of TRAIN_KINDS (default: all). `negatives`: the hard negatives drawn (default: all kinds)."""
     scale = rng.uniform(max(0.55, size / min(face.shape[:2])), 1.4)
     img = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     y = int(rng.integers(0, img.shape[0] - size + 1))
@@ -88,7 +88,7 @@ def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
         rgb = rgb[:, ::-1]
     rgb = np.ascontiguousarray(rgb, np.float32)
     if rng.random() < negative_share:  # picture content that looks like damage, never labelled
-        rgb = hard_negative(rgb, rng)
+        rgb = hard_negative(rgb, rng, str(rng.choice(negatives)) if negatives else None)
     truth = np.zeros((size, size), bool)
     if kinds is None:
         # scratches, missing, dust, stains, tears, hairlines, painted
@@ -196,6 +196,7 @@ class DamageTrainConfig:
     background_share: float = 0.35
     clean_share: float = 1 / 3  # samples left undamaged: on a clean photo every false alarm is a repaint
     negative_share: float = 0.4  # samples given a hard negative (glasses, catchlights, signatures...)
+    negatives: tuple[str, ...] = ()  # draw only these hard negatives (validation still scores all)
     pos_weight: float = 1.0  # BCE weight of damaged pixels
     families: tuple[str, ...] = ()  # families of faceheal/masks/families.py trained on too (default: all held out)
     val_photos: int = 120  # clean whole 'val' photos from `backgrounds`, for the photo-level false-alarm rate
@@ -213,6 +214,8 @@ class DamageTrainConfig:
 class DamageTrainer:
     def __init__(self, cfg: DamageTrainConfig, log: Callable[[str], None] = print):
         self.cfg, self.log = cfg, log
+        if any(k not in NEGATIVE_KINDS for k in cfg.negatives):
+            raise ValueError(f"unknown hard negative in {', '.join(cfg.negatives)} (choose from {', '.join(NEGATIVE_KINDS)})")
         if any(k not in TRAIN_KINDS for k in cfg.kinds):
             raise ValueError(f"unknown damage kind in {', '.join(cfg.kinds)} (choose from {', '.join(TRAIN_KINDS)})")
         unknown = [f for f in cfg.families if f not in FAMILIES]
@@ -283,7 +286,8 @@ class DamageTrainer:
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step])
         pairs = [damage_sample(self._clean(rng), rng, self.cfg.size, clean_share=self.cfg.clean_share,
-                               negative_share=self.cfg.negative_share, families=self.cfg.families, pool=self.cfg.kinds)
+                               negative_share=self.cfg.negative_share, families=self.cfg.families, pool=self.cfg.kinds,
+                               negatives=self.cfg.negatives)
                  for _ in range(self.cfg.batch_size)]
         x = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2)
         y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].float()
