@@ -31,7 +31,7 @@ from faceheal.images import Picture, read_image, to_rgb8  # noqa: E402
 from faceheal.inpainters import TeleaInpainter  # noqa: E402
 from faceheal.faces.detect import MtcnnDetector  # noqa: E402
 from faceheal.masks.damage import learned_detector  # noqa: E402
-from faceheal.masks.decision import SURE_LOGIT, DamageDecision, evidence, fit_decision, sure_counts  # noqa: E402
+from faceheal.masks.decision import SURE_LOGIT, DamageDecision, fit_decision, fit_report, region_evidence  # noqa: E402
 from faceheal.masks.learned import load_damage_net, save_damage_net  # noqa: E402
 from faceheal.masks.render import render_damage  # noqa: E402
 from faceheal.masks.source import MaskSource, auto_damage_mask  # noqa: E402
@@ -63,15 +63,10 @@ def examples(restorer: Restorer, recorder: Recorder, rgb8: np.ndarray, truth: np
     if item.error is not None or recorder.seen is None:
         return []
     mask, regions, sure = recorder.seen
-    h, w = mask.shape
-    sure_in, sure_rest = sure_counts(sure, mask, regions)
-    out, inside = [], np.zeros((h, w), bool)
-    for (x0, y0, x1, y1), n in zip(regions, sure_in):
-        inside[y0:y1, x0:x1] = True
-        out.append((evidence(mask[y0:y1, x0:x1], sure=n), truth is not None and bool(truth[y0:y1, x0:x1].any())))
-    if (~inside).any():
-        out.append((evidence(mask & ~inside, area=(~inside).sum(), sure=sure_rest),
-                    truth is not None and bool((truth & ~inside).any())))
+    faces, rest, inside = region_evidence(mask, regions, sure, with_sure=True)
+    out = [(f, truth is not None and bool(truth[y0:y1, x0:x1].any())) for f, (x0, y0, x1, y1) in zip(faces, regions)]
+    if rest is not None:
+        out.append((rest, truth is not None and bool((truth & ~inside).any())))
     return out
 
 
@@ -104,16 +99,6 @@ def photo_threshold(decision: DamageDecision, clean_photos: list[tuple[str, list
         if share(t) <= max_share:
             return t, share(t)
     return 1.0, 0.0
-
-
-def kept_at(decision: DamageDecision, clean: list[np.ndarray], damaged: list[np.ndarray]) -> dict:
-    """The decision's fit on these regions: shares kept at its threshold, AUC and the threshold-free
-    curve (as fit_decision reports them)."""
-    _, fit = fit_decision(clean, damaged, 1.0)
-    p_clean = np.array([decision.probability(f) for f in clean])
-    p_damaged = np.array([decision.probability(f) for f in damaged])
-    return fit | {"clean_kept": round(float(np.mean(p_clean >= decision.threshold)), 4),
-                  "damaged_kept": round(float(np.mean(p_damaged >= decision.threshold)), 4)}
 
 
 def main() -> None:
@@ -151,7 +136,9 @@ def main() -> None:
     decision = replace(decision, certain_share=round(float(min(0.5, max(0.05, 3 * most_clean))), 4))
     threshold, photo_rate = photo_threshold(decision, clean_photos, args.max_clean_photos)
     decision = replace(decision, threshold=round(threshold, 6))
-    fit = kept_at(decision, clean, damaged) | {"clean_photos_changed_balanced": round(photo_rate, 4)}
+    fit = fit_report(np.array([decision.probability(f) for f in clean]),
+                     np.array([decision.probability(f) for f in damaged]), decision.threshold)
+    fit["clean_photos_changed_balanced"] = round(photo_rate, 4)
     model, meta = load_damage_net(learned.weights)
     meta = {**meta, "decision": decision.to_json(), "decision_fit": {**fit, "split": "val", "photos": len(photos),
                                                                     "draws": args.draws, "kinds": list(KINDS),

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from faceheal.images import LUMA
+from faceheal.masks.decision import packed_mask
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def detect_damage(rgb: np.ndarray, settings: DamageSettings = DamageSettings(),
         small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         local = [(x * coarse, y * coarse, r * coarse) for x, y, r in (protect or [])]
         no_paint = replace(settings, painted=False)  # paint is exact: found at full size
-        small_sure = None if sure is None else np.zeros((size[1], (size[0] + 7) // 8), np.uint8)
+        small_sure = None if sure is None else packed_mask((size[1], size[0]))
         found = _detect_damage(small, no_paint, local, tile, overlap, small_sure)
         if found.any():
             mask |= cv2.resize(found.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0

@@ -124,6 +124,21 @@ def regions_of(faces, shape: tuple[int, int], size: int = 256) -> list[tuple[int
     return [crop_region(similarity_transform(f.landmarks, template(size)), size, shape) for f in faces]
 
 
+def region_evidence(mask: np.ndarray, regions: list[tuple[int, int, int, int]], sure: np.ndarray | None = None,
+                    with_sure: bool = False) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray]:
+    """What the decision weighs: the evidence of each face region, of the rest of the photo (None when
+    every pixel lies in some region), and the (H, W) mask of the regions. `with_sure`: the sure share
+    too (`sure` bit-packed, None: none sure)."""
+    sure_in, sure_rest = sure_counts(sure, mask, regions) if with_sure else ([None] * len(regions), None)
+    faces = [evidence(mask[y0:y1, x0:x1], sure=n) for (x0, y0, x1, y1), n in zip(regions, sure_in)]
+    inside = np.zeros(mask.shape, bool)
+    for x0, y0, x1, y1 in regions:
+        inside[y0:y1, x0:x1] = True
+    outside = int((~inside).sum())
+    rest = evidence(mask & ~inside, area=outside, sure=sure_rest) if outside else None
+    return faces, rest, inside
+
+
 def decide(mask: np.ndarray, regions: list[tuple[int, int, int, int]], decision: DamageDecision | None,
            sensitivity: float = 0.5, sure: np.ndarray | None = None
            ) -> tuple[np.ndarray, list[float], float | None]:
@@ -136,19 +151,13 @@ def decide(mask: np.ndarray, regions: list[tuple[int, int, int, int]], decision:
     somewhere, a face's own flags need half the probability."""
     if decision is None or not mask.any():
         return mask, [1.0 if mask[y0:y1, x0:x1].any() else 0.0 for x0, y0, x1, y1 in regions], None
-    if decision.uses_sure:
-        sure_in, sure_rest = sure_counts(sure, mask, regions)
-    else:
-        sure_in, sure_rest = [None] * len(regions), None
-    probs = [decision.probability(evidence(mask[y0:y1, x0:x1], sure=n)) for (x0, y0, x1, y1), n in zip(regions, sure_in)]
+    faces, rest, inside = region_evidence(mask, regions, sure, with_sure=decision.uses_sure)
+    probs = [decision.probability(f) for f in faces]
     if sensitivity >= 1.0:  # everything suspicious: every flag kept
         return mask, probs, None
     cut = decision.cut(sensitivity)
-    inside = np.zeros(mask.shape, bool)
-    for x0, y0, x1, y1 in regions:
-        inside[y0:y1, x0:x1] = True
-    rest = mask & ~inside
-    p_rest = decision.probability(evidence(rest, area=(~inside).sum(), sure=sure_rest)) if rest.any() else None
+    # the rest is weighed when something there is flagged (its flagged share above the empty floor)
+    p_rest = decision.probability(rest) if rest is not None and rest[0] > np.log10(EPS) else None
     # a print that is damaged somewhere (torn edges, a crack across the background) is more likely
     # damaged on its faces too: there a face's flags are kept from half the threshold
     damaged_photo = any(p >= cut for p in probs + ([p_rest] if p_rest is not None else []))
@@ -184,14 +193,19 @@ def fit_decision(clean: list[np.ndarray], damaged: list[np.ndarray], max_clean_c
     if float(np.mean(p_clean >= threshold)) > max_clean_changed:
         threshold = float(np.quantile(p_clean, 1 - max_clean_changed)) + 1e-6
     decision = DamageDecision(weights=tuple(float(v) for v in w[:-1]), bias=float(w[-1]), threshold=round(threshold, 6))
-    fit = {"clean_regions": len(clean), "damaged_regions": len(damaged),
-           "clean_kept": round(float(np.mean(p_clean >= decision.threshold)), 4),
-           "damaged_kept": round(float(np.mean(p_damaged >= decision.threshold)), 4),
-           "auc": round(_auc(p_clean, p_damaged), 4),
-           # less noisy than the one operating point: the damaged share kept at several clean shares
-           "damaged_kept_at": {f"{c:g}": round(float(np.mean(p_damaged >= np.quantile(p_clean, 1 - c) + 1e-6)), 4)
-                               for c in (0.01, 0.02, 0.03, 0.05, 0.1)}}
-    return decision, fit
+    return decision, fit_report(p_clean, p_damaged, decision.threshold)
+
+
+def fit_report(p_clean: np.ndarray, p_damaged: np.ndarray, threshold: float) -> dict:
+    """How a decision separates these regions (its probabilities of the clean and the damaged ones): the
+    shares kept at `threshold`, the AUC, and the damaged share kept at several clean shares (less noisy
+    than the one operating point)."""
+    return {"clean_regions": len(p_clean), "damaged_regions": len(p_damaged),
+            "clean_kept": round(float(np.mean(p_clean >= threshold)), 4),
+            "damaged_kept": round(float(np.mean(p_damaged >= threshold)), 4),
+            "auc": round(_auc(p_clean, p_damaged), 4),
+            "damaged_kept_at": {f"{c:g}": round(float(np.mean(p_damaged >= np.quantile(p_clean, 1 - c) + 1e-6)), 4)
+                                for c in (0.01, 0.02, 0.03, 0.05, 0.1)}}
 
 
 def _auc(negative: np.ndarray, positive: np.ndarray) -> float:
