@@ -11,6 +11,9 @@ what a default `faceheal restore` then changes is benchmarks/clean_photos.py):
 - for the learned detector, the same negatives and clean images after the per-face decision too: the
   mask `faceheal mask` writes (aligned crops judged as one face, as `--aligned` does; photos by
   their detected faces), the product's false alarms rather than the pixel detector's;
+- small faces: 3x3 held-out faces shrunk so their eyes are 22 or 32 px apart (group photos, web-size
+  pictures; the detector's training windows hold eyes 35-88 px apart), saved as JPEG q 50-90: % of
+  clean pixels flagged, photos with any flag, and F1 on the training renderer's kinds drawn at that size;
 - seconds for a 2000x2000 photo.
 
 Precision, recall and F1 within 1 px. `--split val` for choosing, `--split test` (default) for
@@ -47,6 +50,8 @@ SHARED = ROOT.parent / "shared" / "data"
 KINDS = DAMAGE_KINDS + ("painted",)
 PHOTO_SOURCES = ("aaf/images", "celebamask/images", "utkface")
 REAL_SETS = ("faded", "gray_aligned", "whole", "large")
+SMALL_EYES = (22, 32)  # px between the eyes of the small-faces sheets (the 256 px crops: 63)
+SMALL_KINDS = ("scratches", "missing", "dust", "painted")
 
 
 def held_out_faces(prep: Path, split: str, n: int) -> list[np.ndarray]:
@@ -58,12 +63,28 @@ def clean_photos(split: str, per_source: int) -> list[Path]:
     return [p for s in PHOTO_SOURCES for p in held_out_photos(SHARED / "faces" / s, split, per_source)]
 
 
+def small_face_sheets(faces: list[np.ndarray], count: int = 8) -> list[tuple[int, np.ndarray]]:
+    """(eyes px, sheet): 3x3 different held-out faces at each of SMALL_EYES, as a JPEG (q 50-90) holds them."""
+    import cv2
+
+    rng, sheets = np.random.default_rng(7), []
+    for eyes in SMALL_EYES:
+        side = round(256 * eyes / 63)
+        for k in range(count):
+            tiles = [cv2.resize(faces[(9 * k + i) % len(faces)], (side, side), interpolation=cv2.INTER_AREA) for i in range(9)]
+            sheet = np.concatenate([np.concatenate(tiles[r:r + 3], 1) for r in (0, 3, 6)], 0)
+            enc = cv2.imencode(".jpg", (sheet[..., ::-1] * 255 + 0.5).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 91))])[1]
+            sheets.append((eyes, cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255))
+    return sheets
+
+
 def prf(pairs) -> dict:
     p, r, f = np.mean(pairs, axis=0)
     return {"precision": round(float(p), 3), "recall": round(float(r), 3), "f1": round(float(f), 3)}
 
 
-def score(detector: str, faces: list[np.ndarray], photos: list[Path], real: dict[str, list[Path]]) -> dict:
+def score(detector: str, faces: list[np.ndarray], photos: list[Path], real: dict[str, list[Path]],
+          sheets: list[tuple[int, np.ndarray]]) -> dict:
     settings = DamageSettings(detector=detector)
     found = lambda rgb: detect_damage(np.ascontiguousarray(rgb, np.float32), settings)  # noqa: E731
     result = {"synthetic": {}, "families": {}, "negatives_flagged_percent": {}, "clean": {}, "real_flagged_percent": {}}
@@ -92,8 +113,9 @@ def score(detector: str, faces: list[np.ndarray], photos: list[Path], real: dict
     for name, paths in real.items():
         result["real_flagged_percent"][name] = round(
             100 * float(np.mean([detect_damage(read_image(p).display(), settings).mean() for p in paths])), 3)
+    result["small_faces"] = score_small(found, sheets)
     if detector == "learned":
-        result["after_decision"] = after_decision(faces, negatives, photos, real)
+        result["after_decision"] = after_decision(faces, negatives, photos, real, sheets)
     big = np.clip(np.random.default_rng(1).normal(0.5, 0.03, (2000, 2000, 3)), 0, 1).astype(np.float32)
     detect_damage(big[:256, :256], settings)  # warm-up (weights loaded, kernels chosen)
     t = time.perf_counter()
@@ -102,8 +124,26 @@ def score(detector: str, faces: list[np.ndarray], photos: list[Path], real: dict
     return result
 
 
+def score_small(found, sheets: list[tuple[int, np.ndarray]]) -> dict:
+    """Per eye distance: clean flags, and F1 on SMALL_KINDS drawn at the sheets' own pixel size."""
+    rng, out = np.random.default_rng(11), {}
+    for eyes in SMALL_EYES:
+        clean = [s for e, s in sheets if e == eyes]
+        flags = [found(s) for s in clean]
+        row = {"clean_flagged_percent": round(100 * float(np.mean([m.mean() for m in flags])), 3),
+               "clean_with_any_flag": round(float(np.mean([m.any() for m in flags])), 3)}
+        for kind in SMALL_KINDS:
+            pairs = []
+            for s in clean:
+                damaged, truth = render_painted(s, rng) if kind == "painted" else render_damage(s, kind, rng)
+                pairs.append(f1_within(found(damaged), truth))
+            row[kind] = prf(pairs)
+        out[str(eyes)] = row
+    return out
+
+
 def after_decision(faces: list[np.ndarray], negatives: dict[str, list[np.ndarray]], photos: list[Path],
-                   real: dict[str, list[Path]]) -> dict:
+                   real: dict[str, list[Path]], sheets: list[tuple[int, np.ndarray]]) -> dict:
     """% of pixels flagged in the mask `faceheal mask` writes (per-face decision applied, grown by the
     detected mask's 1 px margin): aligned crops as one face region, eyes and mouth protected as
     `--aligned` does; photos by their detected faces."""
@@ -115,12 +155,15 @@ def after_decision(faces: list[np.ndarray], negatives: dict[str, list[np.ndarray
         mask, info = masks.mask_for(source, np.ascontiguousarray(rgb, np.float32), [template(h)])
         return float(masks.decided(mask, [(0, 0, w, h)], info).mean())
 
-    def photo(path: Path) -> float:
-        return float(masks.find(detector, source, read_image(path).display())[1].mean())
+    def photo(path: Path | np.ndarray) -> float:
+        display = read_image(path).display() if isinstance(path, Path) else (path * 255 + 0.5).astype(np.uint8)
+        return float(masks.find(detector, source, display)[1].mean())
     out = {"negatives_flagged_percent": {kind: round(100 * float(np.mean([crop(n) for n in images])), 3)
                                          for kind, images in negatives.items()},
            "held_out_faces_flagged_percent": round(100 * float(np.mean([crop(f) for f in faces])), 3),
-           "real_flagged_percent": {n: round(100 * float(np.mean([photo(p) for p in paths])), 3) for n, paths in real.items()}}
+           "real_flagged_percent": {n: round(100 * float(np.mean([photo(p) for p in paths])), 3) for n, paths in real.items()},
+           "small_faces_flagged_percent": {str(e): round(100 * float(np.mean([photo(s) for ee, s in sheets if ee == e])), 3)
+                                           for e in SMALL_EYES}}
     if photos:
         flagged = [photo(p) for p in photos]
         out["held_out_photos_flagged_percent"] = round(100 * float(np.mean(flagged)), 3)
@@ -166,6 +209,15 @@ def markdown(result: dict, command: str) -> str:
             lines.append(f"| {d}, after the per-face decision | {a['held_out_faces_flagged_percent']} | "
                          f"{a.get('held_out_photos_flagged_percent')} | {a.get('held_out_photos_with_any_flag')} | "
                          + " | ".join(str(a['real_flagged_percent'][n]) for n in real) + " | |")
+    lines += ["", "## Small faces (3x3 held-out faces, eyes 22 or 32 px apart, JPEG q 50-90)", "",
+              "| detector | eyes px | clean % flagged | clean sheets with any flag | "
+              + " | ".join(SMALL_KINDS) + " | clean % after the per-face decision |", "|---" * (5 + len(SMALL_KINDS)) + "|"]
+    for d, r in dets.items():
+        for eyes, row in r.get("small_faces", {}).items():
+            after = r.get("after_decision", {}).get("small_faces_flagged_percent", {}).get(eyes, "")
+            lines.append(f"| {d} | {eyes} | {row['clean_flagged_percent']} | {row['clean_with_any_flag']} | "
+                         + " | ".join(f"{row[k]['precision']} / {row[k]['recall']} / **{row[k]['f1']}**" for k in SMALL_KINDS)
+                         + f" | {after} |")
     lines += ["", f"Weights: {result.get('weights')}; torch threads: {result['torch_threads']}. Command: `{command}`"]
     return "\n".join(lines) + "\n"
 
@@ -178,19 +230,30 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=40, help="held-out whole photos per source")
     ap.add_argument("--detectors", default="learned,classical")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--small-only", action="store_true",
+                    help="only the learned detector on the small-faces sheets, as one JSON line (checkpoint selection)")
     args = ap.parse_args()
     import torch
 
     faces = held_out_faces(args.faces, args.split, args.n)
+    if args.small_only:
+        sheets = small_face_sheets(faces)
+        found = lambda rgb: detect_damage(np.ascontiguousarray(rgb, np.float32), DamageSettings(detector="learned"))  # noqa: E731
+        masks, detector, source = detected_masks(), MtcnnDetector(), Source(Path("eval.png"), Path("eval.png"))
+        after = {str(e): round(100 * float(np.mean([masks.find(detector, source, (s * 255 + 0.5).astype(np.uint8))[1].mean()
+                                                     for ee, s in sheets if ee == e])), 3) for e in SMALL_EYES}
+        print(json.dumps({"small_faces": score_small(found, sheets), "small_faces_after_decision_percent": after}))
+        return
     photos = clean_photos(args.split, args.photos) if SHARED.is_dir() else []
     real = {n: sorted(p for p in (SHARED / "photos" / n).iterdir() if p.is_file() and p.suffix != ".txt")
             for n in REAL_SETS if (SHARED / "photos" / n).is_dir()}
+    sheets = small_face_sheets(faces)
     learned = learned_detector()
     detectors = [d for d in args.detectors.split(",") if d != "learned" or learned is not None]
     result = {"split": args.split, "faces": len(faces), "photos": len(photos), "torch_threads": torch.get_num_threads(),
               "weights": str(learned.weights) if learned else None,
               "families_trained_on": list((learned.meta if learned else {}).get("families", [])),
-              "detectors": {d: score(d, faces, photos, real) for d in detectors}}
+              "detectors": {d: score(d, faces, photos, real, sheets) for d in detectors}}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "damage_eval" if args.split == "test" else f"damage_eval_{args.split}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))

@@ -13,7 +13,7 @@ from faceheal.masks.damage import DamageSettings, detect_damage
 from faceheal.masks.learned import (DEFAULT_DAMAGE_WEIGHTS, DamageNet, LearnedDamageDetector, load_damage_net,
                                     save_damage_net)
 from faceheal.masks.render import render_damage
-from faceheal.train.damage import DamageTrainConfig, DamageTrainer, damage_sample, f1_within
+from faceheal.train.damage import DamageTrainConfig, DamageTrainer, damage_sample, f1_within, small_faces_window
 from tests.conftest import EXAMPLES, read_rgb
 
 
@@ -110,6 +110,22 @@ def test_training_on_some_hard_negatives_draws_only_those(monkeypatch):
     assert set(drawn) == {"glasses", "signature"}
     with pytest.raises(ValueError):
         DamageTrainer(DamageTrainConfig(data="unused", out="unused", negatives=("glass",)))
+
+
+def test_small_face_windows_shrink_whole_pictures_and_keep_their_pixel_size_through_damage():
+    rng = np.random.default_rng(0)
+    face = np.zeros((256, 256, 3), np.uint8)
+    face[:, 128:] = 255  # one edge down the middle: shrunk by 0.2-0.55 it spans 51-141 px
+    halves = []
+    for _ in range(12):
+        window = small_faces_window(lambda: face, rng, 96)
+        assert window.shape == (96, 96, 3) and window.dtype == np.uint8
+        halves.append(window.mean() / 255)
+        rgb, truth = damage_sample(window, rng, size=96, rescale=False, clean_share=1.0, negative_share=0.0)
+        assert rgb.shape == (96, 96, 3) and not truth.any()
+        seen, kept = rgb.mean(axis=(0, 2)), window.mean(axis=(0, 2))  # toned and maybe mirrored, not rescaled
+        assert max(np.corrcoef(seen, kept)[0, 1], np.corrcoef(seen, kept[::-1])[0, 1]) > 0.95
+    assert 0.2 < np.mean(halves) < 0.8 and min(halves) < 0.45  # whole pictures shrunk, several side by side
 
 
 def test_widening_keeps_what_the_detector_computes_and_refuses_to_shrink():
@@ -216,6 +232,15 @@ def test_damage_training_runs_resumes_and_keeps_the_best(tmp_path):
     assert load_damage_net(tmp_path / "run" / "damage.pt")[1]["step"] in (3, 5)
     kept = sorted((tmp_path / "run" / "checkpoints").glob("*.pt"))  # for tools/select_damage_checkpoint.py
     assert [p.name for p in kept] == ["step000005.pt"] and load_damage_net(kept[0])[1]["step"] == 5
+
+
+def test_damage_training_with_small_faces_validates_their_false_alarms(tmp_path):
+    data = _tiny_prepared_folder(tmp_path / "prep")
+    cfg = DamageTrainConfig(data=str(data), out=str(tmp_path / "run"), size=64, batch_size=4, steps=2, val_count=2,
+                            small_share=1.0)
+    trainer = DamageTrainer(cfg)
+    assert len(trainer.val_small) == 1 and trainer.val_small[0].shape == (192, 192, 3)
+    assert 0 <= trainer.run()["small_faces_flagged_percent"] <= 100
 
 
 def test_damage_training_with_ema_saves_the_average_and_resumes_it(tmp_path):

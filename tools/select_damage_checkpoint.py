@@ -39,13 +39,21 @@ def fit_for(weights: Path, max_clean_photos: float, per_source: int, draws: int)
                 os.symlink(f, Path(tmp) / f.name)
         model, meta = load_damage_net(weights)
         save_damage_net(model, Path(tmp) / "faceheal-damage.pt", meta)
+        env = {**os.environ, "FACEHEAL_WEIGHTS": tmp}
         run = subprocess.run([sys.executable, str(ROOT / "tools" / "calibrate_damage_decision.py"), "--max-clean-photos",
                               str(max_clean_photos), "--per-source", str(per_source), "--draws", str(draws)], capture_output=True, text=True,
-                             env={**os.environ, "FACEHEAL_WEIGHTS": tmp}, check=True)
+                             env=env, check=True)
+        small = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_damage.py"), "--split", "val", "--small-only"],
+                               capture_output=True, text=True, env=env, check=True)
     fit = json.loads(run.stdout.strip().splitlines()[-1])["fit"]
+    small = json.loads(small.stdout.strip().splitlines()[-1])
     kept = fit["damaged_kept_at"]
+    rows = small["small_faces"].values()
     return {"weights": str(weights), "step": meta.get("step"), "score": meta.get("score"),
-            "kept_2_to_5": round((kept["0.02"] + kept["0.03"] + kept["0.05"]) / 3, 4), **fit}
+            "kept_2_to_5": round((kept["0.02"] + kept["0.03"] + kept["0.05"]) / 3, 4),
+            "small_clean_flagged_percent": round(sum(r["clean_flagged_percent"] for r in rows) / len(rows), 3),
+            "small_f1": round(sum(r[k]["f1"] for r in rows for k in r if isinstance(r[k], dict)) / sum(
+                isinstance(r[k], dict) for r in rows for k in r), 3), **small, **fit}
 
 
 def main() -> None:

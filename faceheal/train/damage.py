@@ -57,6 +57,42 @@ def render_painted(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     return out, m
 
 
+def web_jpeg(rgb: np.ndarray, rng: np.random.Generator, quality: tuple[int, int] = (35, 90)) -> np.ndarray:
+    """A small photo as the web keeps it: JPEG with 4:2:0 chroma at a middling quality."""
+    enc = cv2.imencode(".jpg", (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8),
+                       [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*quality))])[1]
+    return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+
+
+# Small faces: the detector's windows hold faces 0.55-1.4x the 256 px crop's size (eyes 35-88 px
+# apart). Group photos and web-size JPEGs hold faces a third of that, and on those (photos/whole:
+# eyes 16-34 px) the shipped detector flagged hair, dark clothes and lanyards over 1.5-3 % of the
+# photo. A small-face sample is a window of clean pictures shrunk to 0.2-0.55 of their size (eyes
+# 13-35 px on the crops), one to four side by side, damaged at the window's own pixel size.
+SMALL_SCALE = (0.2, 0.55)
+
+
+def small_faces_window(pick: Callable[[], np.ndarray], rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """A (size, size, 3) uint8 window of clean pictures from `pick()` shrunk by SMALL_SCALE: one
+    picture, or two or four side by side as on a contact sheet or in a group."""
+    cells = int(rng.choice([1, 2, 4], p=[0.4, 0.3, 0.3]))
+    cut_y = int(rng.integers(size // 3, 2 * size // 3 + 1)) if cells == 4 else size
+    cut_x = int(rng.integers(size // 3, 2 * size // 3 + 1)) if cells > 1 else size
+    out = np.zeros((size, size, 3), np.uint8)
+    for y0, y1 in ((0, cut_y), (cut_y, size)):
+        for x0, x1 in ((0, cut_x), (cut_x, size)):
+            h, w = y1 - y0, x1 - x0
+            if h <= 0 or w <= 0:
+                continue
+            im = pick()
+            s = max(rng.uniform(*SMALL_SCALE), h / im.shape[0], w / im.shape[1])  # at least the cell
+            small = cv2.resize(im, (max(w, round(im.shape[1] * s)), max(h, round(im.shape[0] * s))),
+                               interpolation=cv2.INTER_AREA)
+            y, x = int(rng.integers(0, small.shape[0] - h + 1)), int(rng.integers(0, small.shape[1] - w + 1))
+            out[y0:y1, x0:x1] = small[y:y + h, x:x + w]
+    return out
+
+
 def _scanner(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Grain, blur and JPEG after the damage, as a scan of a damaged print has them."""
     if rng.random() < 0.5:
@@ -73,13 +109,15 @@ def _scanner(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def damage_sample(face: np.ndarray, rng: np.random.Generator, size: int = 128,
                   kinds: tuple[str, ...] | None = None, clean_share: float = 1 / 3,
                   negative_share: float = 0.4, families: tuple[str, ...] = (),
-                  pool: tuple[str, ...] = (), negatives: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+                  pool: tuple[str, ...] = (), negatives: tuple[str, ...] = (),
+                  rescale: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """One training pair from a clean uint8 RGB crop: (damaged float RGB (size, size, 3), truth bool).
     `clean_share` of the samples get no damage (when `kinds` is not given); `negative_share` get a
     hard negative (faceheal/train/negatives.py) first. `families`: damage families of the independent
     renderer (faceheal/masks/families.py) to train on as well, half of the damage when given. `pool`:
-    only these of TRAIN_KINDS (default: all). `negatives`: the hard negatives drawn (default: all kinds)."""
-    scale = rng.uniform(max(0.55, size / min(face.shape[:2])), 1.4)
+    only these of TRAIN_KINDS (default: all). `negatives`: the hard negatives drawn (default: all kinds).
+    `rescale=False`: the picture is taken at its own scale (a `small_faces_window`)."""
+    scale = rng.uniform(max(0.55, size / min(face.shape[:2])), 1.4) if rescale else 1.0
     img = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     y = int(rng.integers(0, img.shape[0] - size + 1))
     x = int(rng.integers(0, img.shape[1] - size + 1))
@@ -200,6 +238,7 @@ class DamageTrainConfig:
     pos_weight: float = 1.0  # BCE weight of damaged pixels
     families: tuple[str, ...] = ()  # families of faceheal/masks/families.py trained on too (default: all held out)
     val_photos: int = 120  # clean whole 'val' photos from `backgrounds`, for the photo-level false-alarm rate
+    small_share: float = 0.0  # samples of small faces (`small_faces_window`), most of them then web JPEGs
     init: str | None = None  # start from these weights (a damage.pt): fine-tune on a widened renderer
     widths: tuple[int, int, int, int] | None = None  # the network's channels (None: init's own, else the default)
     colour: bool | None = None  # opponent-colour cues too (None: as init, else off)
@@ -248,6 +287,12 @@ class DamageTrainer:
         self.val_clean = [np.asarray(self.images[i], np.float32) / 255 for i in test_idx[-cfg.val_count:]]
         self.val_negatives = [(kind, hard_negative(np.asarray(self.images[i], np.float32) / 255, rng, kind))
                               for kind in NEGATIVE_KINDS for i in test_idx[-cfg.val_count // 2:]]
+        if cfg.small_share > 0:  # clean small faces as the web keeps them, from the held-out faces
+            faces = iter(np.asarray(self.images[i]) for i in np.resize(test_idx, 4 * cfg.val_count))
+            self.val_small = [web_jpeg(small_faces_window(lambda: next(faces), rng, 192).astype(np.float32) / 255, rng)
+                              for _ in range(cfg.val_count // 2)]
+        else:
+            self.val_small = []
 
     def _initial_model(self) -> DamageNet:
         """From scratch; or the given weights, widened (`widen_damage_net`) where the config asks for more."""
@@ -283,12 +328,19 @@ class DamageTrainer:
             return self.backgrounds[int(rng.integers(len(self.backgrounds)))]
         return np.asarray(self.images[self.train_idx[int(rng.integers(len(self.train_idx)))]])
 
+    def _sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        small = rng.random() < self.cfg.small_share
+        clean = small_faces_window(lambda: self._clean(rng), rng, self.cfg.size) if small else self._clean(rng)
+        rgb, truth = damage_sample(clean, rng, self.cfg.size, clean_share=self.cfg.clean_share,
+                                   negative_share=self.cfg.negative_share, families=self.cfg.families,
+                                   pool=self.cfg.kinds, negatives=self.cfg.negatives, rescale=not small)
+        if small and rng.random() < 0.7:
+            rgb = web_jpeg(rgb, rng)
+        return rgb, truth
+
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step])
-        pairs = [damage_sample(self._clean(rng), rng, self.cfg.size, clean_share=self.cfg.clean_share,
-                               negative_share=self.cfg.negative_share, families=self.cfg.families, pool=self.cfg.kinds,
-                               negatives=self.cfg.negatives)
-                 for _ in range(self.cfg.batch_size)]
+        pairs = [self._sample(rng) for _ in range(self.cfg.batch_size)]
         x = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2)
         y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].float()
         return x, y
@@ -326,6 +378,7 @@ class DamageTrainer:
         clean = [prob(rgb) for rgb in self.val_clean]
         negatives = [(kind, prob(rgb)) for kind, rgb in self.val_negatives]
         photos = [prob(rgb) for rgb in self.val_photos]
+        small = [prob(rgb) for rgb in self.val_small]
         best = None
         for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
             per_kind = {k: [] for k in TRAIN_KINDS}
@@ -336,11 +389,14 @@ class DamageTrainer:
             negative = {k: round(100 * float(np.mean([(p > t).mean() for kk, p in negatives if kk == k])), 3)
                         for k in NEGATIVE_KINDS}
             photos_flagged = float(np.mean([(p > t).any() for p in photos])) if photos else 0.0
+            small_flagged = float(np.mean([(p > t).mean() for p in small])) * 100 if small else 0.0
             score = float(np.mean(list(f1.values()))) - 0.05 * flagged - 0.02 * float(np.mean(list(negative.values()))) \
-                - 0.3 * photos_flagged
+                - 0.3 * photos_flagged - 0.05 * small_flagged
             if best is None or score > best["score"]:
                 best = {"score": round(score, 4), "threshold": t, "f1": f1, "clean_flagged_percent": round(flagged, 3),
                         "negatives_flagged_percent": negative, "clean_photos_flagged": round(photos_flagged, 3)}
+                if small:
+                    best["small_faces_flagged_percent"] = round(small_flagged, 3)
         return best
 
     # -- the loop (faceheal/train/looping.py) --------------------------------------------------
