@@ -461,7 +461,7 @@ def train_damage(
     colour: Optional[bool] = typer.Option(None, "--colour/--no-colour", help="Two opponent-colour cues as well (stains, foxing, tints); default: off, or as --init."),
     ema: float = typer.Option(0.0, "--ema", help="Validate and save a moving average of the weights with this decay (e.g. 0.999; 0: the weights themselves)."),
     negative_share: float = typer.Option(0.4, "--negative-share", min=0.0, max=1.0, help="Share of samples given a hard negative (glasses, signatures, rim light...; never labelled)."),
-    negative: Optional[List[str]] = typer.Option(None, "--negative", help="Draw only this hard negative (lettering, signature, highlights, rim_light, glasses, strands, border, halftone, paper); repeatable; default all."),
+    negative: Optional[List[str]] = typer.Option(None, "--negative", help="Draw only this hard negative (lettering, signature, highlights, rim_light, glasses, strands, border, halftone, paper, shadows); repeatable; default all."),
     small_share: float = typer.Option(0.0, "--small-share", min=0.0, max=1.0, help="Share of samples of small faces (pictures shrunk to 0.2-0.55, side by side, most then saved as web JPEGs): group photos and web-size images."),
 ) -> None:
     """Train the learned damage detector on synthetic damage rendered onto clean faces (resumable)."""

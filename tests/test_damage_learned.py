@@ -112,6 +112,18 @@ def test_training_on_some_hard_negatives_draws_only_those(monkeypatch):
         DamageTrainer(DamageTrainConfig(data="unused", out="unused", negatives=("glass",)))
 
 
+def test_crushed_shadows_flatten_dark_areas_to_near_black_and_keep_the_highlights():
+    from faceheal.train.negatives import hard_negative
+
+    yy, xx = np.mgrid[0:96, 0:96].astype(np.float32)
+    ramp = np.repeat((xx / 95)[..., None], 3, -1)  # black to white, left to right
+    for seed in range(5):
+        out = hard_negative(ramp, np.random.default_rng(seed), "shadows")
+        dark = out[:, :7].mean(-1)  # the darkest 7 %: below every black point drawn (0.08-0.3)
+        assert dark.max() < 0.12 and dark.std() < 0.03  # flat, near black
+        assert out[:, -5:].mean() > 0.85  # the whites stay white
+
+
 def test_small_face_windows_shrink_whole_pictures_and_keep_their_pixel_size_through_damage():
     rng = np.random.default_rng(0)
     face = np.zeros((256, 256, 3), np.uint8)

@@ -2,7 +2,7 @@
 
 A detector trained only on "clean face + rendered damage" learns that anything thin, bright and
 sharp is damage, and then repaints catchlights, rim light on a cheek, eyeglass frames, signatures,
-hair highlights and the edge of a print (measured: a default restore changed 51 of 60 clean photos).
+hair highlights, crushed black hair and the edge of a print (measured: a default restore changed 51 of 60 clean photos).
 Each function here draws one such thing onto a float RGB window in [0, 1]; it is drawn before the
 damage and never labelled, so the detector has to learn what damage looks like beyond "thin".
 `NEGATIVE_KINDS` names them, so that benchmarks/eval_damage.py can report the flagged fraction on each.
@@ -156,8 +156,22 @@ def paper(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
 
 
+def shadows(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Crushed shadows: an underexposed or contrasty print whose dark areas (hair, a dark coat) clip to
+    a flat near-black, flattened further by a web JPEG: what the dark kind of missing area looks like.
+    On small web JPEGs (photos/whole) the detector repainted such hair and coats."""
+    black = rng.uniform(0.08, 0.3)
+    lift = rng.uniform(0.0, 0.05)  # the flattened black, a little above zero at times
+    out = np.clip((rgb - black) / (1 - black), 0, 1) * (1 - lift) + lift
+    if rng.random() < 0.7:
+        enc = cv2.imencode(".jpg", (out * 255 + 0.5).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 60))])[1]
+        out = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+    return np.ascontiguousarray(out, np.float32)
+
+
 NEGATIVES = {"lettering": lettering, "signature": signature, "highlights": highlights, "rim_light": rim_light,
-             "glasses": glasses, "strands": strands, "border": border, "halftone": halftone, "paper": paper}
+             "glasses": glasses, "strands": strands, "border": border, "halftone": halftone, "paper": paper,
+             "shadows": shadows}
 NEGATIVE_KINDS = tuple(NEGATIVES)
 
 
