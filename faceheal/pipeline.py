@@ -85,6 +85,9 @@ class ImageResult:
     damaged_pixels: int = 0
     unrepaired_pixels: int = 0  # damaged pixels outside every face crop, left as they were
     grain: bool = False  # repairs were given the scan's grain
+    # the per-face decision's for the photo outside every face (detected damage flagged there only):
+    # why a group photo's clothes or background were repainted, or left
+    rest_damage_probability: float | None = None
     seconds: float = 0.0
     traceback: str | None = None  # of an unexpected exception, for --debug; not in the report
 
@@ -93,10 +96,13 @@ class ImageResult:
         return self.status == "error"
 
     def to_json(self) -> dict:
-        return {"path": self.path, "output": self.output, "status": self.status, "error": self.error,
-                "faces": [f.to_json() for f in self.faces], "pixels_changed": self.pixels_changed,
-                "damaged_pixels": self.damaged_pixels, "unrepaired_pixels": self.unrepaired_pixels,
-                "grain": self.grain, "seconds": round(self.seconds, 3)}
+        d = {"path": self.path, "output": self.output, "status": self.status, "error": self.error,
+             "faces": [f.to_json() for f in self.faces], "pixels_changed": self.pixels_changed,
+             "damaged_pixels": self.damaged_pixels, "unrepaired_pixels": self.unrepaired_pixels,
+             "grain": self.grain, "seconds": round(self.seconds, 3)}
+        if self.rest_damage_probability is not None:
+            d["rest_damage_probability"] = self.rest_damage_probability
+        return d
 
 
 @dataclass
@@ -300,7 +306,9 @@ class Restorer:
     def finish(self, item: _Loaded, restored: list[np.ndarray], layouts: list[np.ndarray | None],
                out_path: Path) -> ImageResult:
         res = ImageResult(path=str(item.source.path))
-        probs = item.mask_info.get("decision", {}).get("face_damage_probability") or [None] * len(item.faces)
+        decision = item.mask_info.get("decision", {})
+        probs = decision.get("face_damage_probability") or [None] * len(item.faces)
+        res.rest_damage_probability = decision.get("rest_damage_probability")
         res.faces = [FaceResult(f, a.hole_ratio, lay, p) for f, a, lay, p in zip(item.faces, item.aligned, layouts, probs)]
         # the damage as found (compose leaves only what it did not repair), written after the photo
         found = item.hole.copy() if self.options.masks_dir is not None else None

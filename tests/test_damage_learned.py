@@ -351,3 +351,22 @@ def test_shipped_detector_carries_its_per_face_decision_and_restore_reports_it(t
     [line] = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert line["status"] == "unchanged" and 0 <= line["faces"][0]["damage_probability"] < decision.threshold
     assert (tmp_path / "out" / "face.png").read_bytes() == (tmp_path / "in" / "face.png").read_bytes()
+
+
+def test_restore_reports_the_decision_on_the_rest_of_the_photo(tmp_path):
+    """Flags outside every face are judged as one more region; the report says how, so a user can see
+    why a photo's background or clothes were repainted (or left). The first scratched portrait has
+    cracks beside the face, in the curtain: the rest is judged damaged and repaired."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from faceheal.cli import app
+    from faceheal.masks.damage import damage_decision
+
+    r = CliRunner().invoke(app, ["restore", str(EXAMPLES / "photos" / "bopbtl_a.png"), "-o", str(tmp_path / "out"),
+                                 "--model", "telea", "--report", str(tmp_path / "r.jsonl")])
+    assert r.exit_code == 0, r.output
+    [line] = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert line["rest_damage_probability"] >= damage_decision("learned").threshold
+    assert line["pixels_changed"] > 0
