@@ -131,9 +131,10 @@ def _painted(rgb: np.ndarray, max_width: float, photo_edges: tuple[bool, bool, b
     A white component is taken when it is stroke-shaped (the 90th percentile of the distance to its
     edge is small: thin almost everywhere, even where strokes cross) or when its edge is hard (the
     ring just outside it is much darker: paint or a hole in the print, not a blown-out sky, which
-    fades into bright surroundings). A piece whose surroundings are nearly white, mostly bright where they
-    touch it, or clipped in some colour channels but not all, is a blown-out highlight and never taken; nor is a white band along the
-    photo's edges that leaves the rest of the photo convex (a border).
+    fades into bright surroundings). A piece whose surroundings are nearly white, mostly bright where
+    they touch it, or clipped in some colour channels but not all, is a blown-out highlight and never
+    taken; nor is a white band along the photo's edges that leaves the rest of the photo convex (a
+    border).
     `photo_edges`: which sides of `rgb` (top, bottom, left, right) are the photo's own edges.
     """
     white = rgb.min(axis=2) >= 0.998  # exactly white: paint and holes, rarely a real highlight

@@ -29,7 +29,7 @@ from faceheal.masks.render import DAMAGE_KINDS, render_damage
 from faceheal.masks.synthetic import synthetic_mask
 from faceheal.train.data import PreparedFaces
 from faceheal.train.looping import save_last, train_loop, update_ema
-from faceheal.train.negatives import NEGATIVE_KINDS, hard_negative
+from faceheal.train.negatives import NEGATIVE_KINDS, hard_negative, jpeg_round_trip
 
 TRAIN_KINDS = DAMAGE_KINDS + ("painted",)
 
@@ -59,9 +59,7 @@ def render_painted(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
 
 def web_jpeg(rgb: np.ndarray, rng: np.random.Generator, quality: tuple[int, int] = (35, 90)) -> np.ndarray:
     """A small photo as the web keeps it: JPEG with 4:2:0 chroma at a middling quality."""
-    enc = cv2.imencode(".jpg", (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8),
-                       [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*quality))])[1]
-    return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+    return jpeg_round_trip(rgb, int(rng.integers(*quality)))
 
 
 # Small faces: the detector's windows hold faces 0.55-1.4x the 256 px crop's size (eyes 35-88 px
@@ -101,8 +99,7 @@ def _scanner(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         rgb = cv2.GaussianBlur(rgb, (0, 0), rng.uniform(0.4, 0.9))
     rgb = np.clip(rgb, 0, 1)
     if rng.random() < 0.4:
-        enc = cv2.imencode(".jpg", (rgb * 255 + 0.5).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 96))])[1]
-        rgb = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+        rgb = jpeg_round_trip(rgb, int(rng.integers(60, 96)))
     return rgb
 
 

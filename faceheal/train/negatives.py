@@ -15,6 +15,13 @@ import numpy as np
 _WORDS = ("MOULIN ROUGE", "MATINEE", "1927", "HOTEL", "No. 42", "STUDIO", "Cafe", "PARIS", "photo", "XII", "A B C")
 
 
+def jpeg_round_trip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """Float RGB in [0, 1] saved as a JPEG at `quality` (OpenCV's default 4:2:0 chroma) and read back:
+    the blocking and ringing an archive's JPEGs carry."""
+    enc = cv2.imencode(".jpg", (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1]
+    return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+
+
 def _blend(rgb: np.ndarray, coverage: np.ndarray, colour) -> np.ndarray:
     a = np.clip(coverage, 0, 1)[..., None].astype(np.float32)
     return (rgb * (1 - a) + np.asarray(colour, np.float32) * a).astype(np.float32)
@@ -151,9 +158,7 @@ def paper(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     mottle *= rng.uniform(0.01, 0.04) / max(float(mottle.std()), 1e-6)
     grain = rng.normal(0, rng.uniform(0.01, 0.05), (h, w)).astype(np.float32)
     out = np.clip(rgb + (mottle + grain)[..., None], 0, 1)
-    q = int(rng.integers(15, 50))
-    enc = cv2.imencode(".jpg", (out * 255 + 0.5).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, q])[1]
-    return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+    return jpeg_round_trip(out, int(rng.integers(15, 50)))
 
 
 def shadows(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -164,8 +169,7 @@ def shadows(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lift = rng.uniform(0.0, 0.05)  # the flattened black, a little above zero at times
     out = np.clip((rgb - black) / (1 - black), 0, 1) * (1 - lift) + lift
     if rng.random() < 0.7:
-        enc = cv2.imencode(".jpg", (out * 255 + 0.5).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 60))])[1]
-        out = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+        out = jpeg_round_trip(out, int(rng.integers(20, 60)))
     return np.ascontiguousarray(out, np.float32)
 
 
