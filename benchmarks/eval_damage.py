@@ -78,6 +78,28 @@ def small_face_sheets(faces: list[np.ndarray], count: int = 8) -> list[tuple[int
     return sheets
 
 
+def finder(detector: str):
+    """The pixel detector's mask of a float RGB image (no per-face decision)."""
+    settings = DamageSettings(detector=detector)
+    return lambda rgb: detect_damage(np.ascontiguousarray(rgb, np.float32), settings)
+
+
+def product_share():
+    """% of a photo's pixels in the mask `faceheal mask` writes (detected faces, per-face decision
+    applied, 1 px margin), for a path or a float RGB image."""
+    masks, detector = detected_masks(), MtcnnDetector()
+    source = Source(Path("eval.png"), Path("eval.png"))
+
+    def photo(path: Path | np.ndarray) -> float:
+        display = read_image(path).display() if isinstance(path, Path) else (path * 255 + 0.5).astype(np.uint8)
+        return float(masks.find(detector, source, display)[1].mean())
+    return photo
+
+
+def small_after_decision(photo, sheets: list[tuple[int, np.ndarray]]) -> dict:
+    return {str(e): round(100 * float(np.mean([photo(s) for ee, s in sheets if ee == e])), 3) for e in SMALL_EYES}
+
+
 def prf(pairs) -> dict:
     p, r, f = np.mean(pairs, axis=0)
     return {"precision": round(float(p), 3), "recall": round(float(r), 3), "f1": round(float(f), 3)}
@@ -86,7 +108,7 @@ def prf(pairs) -> dict:
 def score(detector: str, faces: list[np.ndarray], photos: list[Path], real: dict[str, list[Path]],
           sheets: list[tuple[int, np.ndarray]]) -> dict:
     settings = DamageSettings(detector=detector)
-    found = lambda rgb: detect_damage(np.ascontiguousarray(rgb, np.float32), settings)  # noqa: E731
+    found = finder(detector)
     result = {"synthetic": {}, "families": {}, "negatives_flagged_percent": {}, "clean": {}, "real_flagged_percent": {}}
     rng = np.random.default_rng(0)  # the same damage for every detector
     for kind in KINDS:
@@ -147,23 +169,17 @@ def after_decision(faces: list[np.ndarray], negatives: dict[str, list[np.ndarray
     """% of pixels flagged in the mask `faceheal mask` writes (per-face decision applied, grown by the
     detected mask's 1 px margin): aligned crops as one face region, eyes and mouth protected as
     `--aligned` does; photos by their detected faces."""
-    masks, detector = detected_masks(), MtcnnDetector()
-    source = Source(Path("eval.png"), Path("eval.png"))
+    masks, source, photo = detected_masks(), Source(Path("eval.png"), Path("eval.png")), product_share()
 
     def crop(rgb: np.ndarray) -> float:
         h, w = rgb.shape[:2]
         mask, info = masks.mask_for(source, np.ascontiguousarray(rgb, np.float32), [template(h)])
         return float(masks.decided(mask, [(0, 0, w, h)], info).mean())
-
-    def photo(path: Path | np.ndarray) -> float:
-        display = read_image(path).display() if isinstance(path, Path) else (path * 255 + 0.5).astype(np.uint8)
-        return float(masks.find(detector, source, display)[1].mean())
     out = {"negatives_flagged_percent": {kind: round(100 * float(np.mean([crop(n) for n in images])), 3)
                                          for kind, images in negatives.items()},
            "held_out_faces_flagged_percent": round(100 * float(np.mean([crop(f) for f in faces])), 3),
            "real_flagged_percent": {n: round(100 * float(np.mean([photo(p) for p in paths])), 3) for n, paths in real.items()},
-           "small_faces_flagged_percent": {str(e): round(100 * float(np.mean([photo(s) for ee, s in sheets if ee == e])), 3)
-                                           for e in SMALL_EYES}}
+           "small_faces_flagged_percent": small_after_decision(photo, sheets)}
     if photos:
         flagged = [photo(p) for p in photos]
         out["held_out_photos_flagged_percent"] = round(100 * float(np.mean(flagged)), 3)
@@ -238,11 +254,8 @@ def main() -> None:
     faces = held_out_faces(args.faces, args.split, args.n)
     if args.small_only:
         sheets = small_face_sheets(faces)
-        found = lambda rgb: detect_damage(np.ascontiguousarray(rgb, np.float32), DamageSettings(detector="learned"))  # noqa: E731
-        masks, detector, source = detected_masks(), MtcnnDetector(), Source(Path("eval.png"), Path("eval.png"))
-        after = {str(e): round(100 * float(np.mean([masks.find(detector, source, (s * 255 + 0.5).astype(np.uint8))[1].mean()
-                                                     for ee, s in sheets if ee == e])), 3) for e in SMALL_EYES}
-        print(json.dumps({"small_faces": score_small(found, sheets), "small_faces_after_decision_percent": after}))
+        print(json.dumps({"small_faces": score_small(finder("learned"), sheets),
+                          "small_faces_after_decision_percent": small_after_decision(product_share(), sheets)}))
         return
     photos = clean_photos(args.split, args.photos) if SHARED.is_dir() else []
     real = {n: sorted(p for p in (SHARED / "photos" / n).iterdir() if p.is_file() and p.suffix != ".txt")
