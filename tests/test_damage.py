@@ -206,3 +206,52 @@ def test_wide_damage_on_a_high_resolution_scan_is_found_at_the_faces_scale(portr
     near = cv2.dilate(big_truth.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
     assert (both & ~near & ~real).mean() < 0.005
 
+
+
+def _ring_around(interior: np.ndarray, fill: float, thickness: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 200 px photo of `interior` (float RGB in [0, 1]) with a square ring of flat `fill`, `thickness`
+    px wide, around its middle 50 px, and the flags a detector gives such a missing piece: the ring only."""
+    rgb = interior.copy()
+    flags = np.zeros((200, 200), bool)
+    flags[75 - thickness:125 + thickness, 75 - thickness:125 + thickness] = True
+    flags[75:125, 75:125] = False
+    rgb[flags] = fill
+    return rgb, flags
+
+
+def _middle() -> np.ndarray:
+    m = np.zeros((200, 200), bool)
+    m[75:125, 75:125] = True
+    return m
+
+
+def test_flags_of_a_missing_piece_grow_into_its_flat_middle_of_their_colour():
+    """The network flags a wide missing area's ragged edge and leaves its flat middle (23 % of the
+    pixels inside missing areas on val): the middle, flat and of the flags' colour, joins them."""
+    from faceheal.masks.damage import grow_into_flat
+
+    rgb, flags = _ring_around(np.full((200, 200, 3), 0.95, np.float32), 0.95, 10)
+    grown = grow_into_flat(flags, rgb)
+    assert grown[75:125, 75:125].all()
+    assert (grown == (flags | _middle())).all()  # the same colour outside stays: the flags don't close there
+
+
+def test_flags_do_not_grow_into_texture_another_colour_or_from_thin_lines():
+    from faceheal.masks.damage import grow_into_flat
+
+    rng = np.random.default_rng(0)
+    textured = np.clip(rng.normal(0.9, 0.08, (200, 200, 3)), 0, 1).astype(np.float32)
+    rgb, flags = _ring_around(textured, 0.95, 10)
+    assert not (grow_into_flat(flags, rgb) & ~flags).any()  # skin, hair, an eye inside a flagged ring
+    rgb, flags = _ring_around(np.full((200, 200, 3), 0.5, np.float32), 0.95, 10)
+    assert not (grow_into_flat(flags, rgb) & ~flags).any()  # another colour: not the missing piece
+    rgb, flags = _ring_around(np.full((200, 200, 3), 0.95, np.float32), 0.95, 3)
+    assert not (grow_into_flat(flags, rgb) & ~flags).any()  # a scratch around a flat patch: no piece
+
+
+def test_a_uint16_gray_scan_grows_as_its_float_rgb_does():
+    from faceheal.masks.damage import grow_into_flat
+
+    rgb, flags = _ring_around(np.full((200, 200, 3), 0.8, np.float32), 0.8, 10)
+    gray16 = (rgb[..., 0] * 65535).round().astype(np.uint16)
+    np.testing.assert_array_equal(grow_into_flat(flags, gray16), grow_into_flat(flags, rgb))

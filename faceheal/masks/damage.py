@@ -347,12 +347,74 @@ def _learned_damage(learned, pixels: np.ndarray, settings: DamageSettings, prote
             drop = (stats[:, cv2.CC_STAT_AREA] <= small) & inside & ~touches_edge  # whole blob seen, and small
             drop[0] = False
             window &= ~drop[labels]
+    if mask.any() and GROW_REACH:
+        mask = grow_into_flat(mask, pixels)
     if settings.painted:
         paint_only = replace(settings, scratches=False, dust=False, painted=True, detector="classical")
         mask |= _detect_damage(pixels, paint_only, None, tile, overlap)
     if mask.any():  # cover the soft edges of a scratch, as the classical detector does
         mask = cv2.dilate(mask.astype(np.uint8), _ellipse(3)) > 0
     return mask
+
+
+# The inside of a missing area. The network sees 128 px at a time and is sure of a wide missing
+# area's ragged edge but less of its flat middle (flat walls, skies and shirts are clean): on 100 val
+# faces 23 % of the pixels inside missing areas were left (F1 0.878; the previous detector 0.917). So
+# flags wider than GROW_WIDE px grow up to GROW_REACH px into pixels that are flat (5x5 spread under
+# GROW_FLAT) and of the flags' own colour (within GROW_MATCH on every channel of the flags' mean
+# around them), where the flags close around them. Val: missing F1 0.878 -> 0.936; scratches, dust,
+# paint, clean faces and every hard negative within 0.005 (reach 16 / 24 / 40: 0.90 / 0.92 / 0.94;
+# wide 5: glasses 1.67 -> 1.72 %; growing from thin flags too cost scratches and dust 0.01).
+GROW_REACH = 32
+GROW_WIDE = 7
+GROW_MATCH = 0.08
+GROW_FLAT = 0.03
+
+
+def grow_into_flat(mask: np.ndarray, pixels: np.ndarray, window: int = 2048, overlap: int = 64) -> np.ndarray:
+    """`mask` grown from its wide flags into the flat pixels of their colour that they close around
+    (see GROW_REACH). `pixels`: float RGB or as stored. In overlapping windows: bounded memory."""
+    from faceheal.images import to_float_rgb
+
+    h, w = mask.shape
+    out = mask.copy()
+    step = window - 2 * overlap
+    side = 2 * GROW_REACH + 1
+    for y0 in range(0, h, step):
+        for x0 in range(0, w, step):
+            ya, xa = max(0, y0 - overlap), max(0, x0 - overlap)
+            yb, xb = min(h, y0 + step + overlap), min(w, x0 + step + overlap)
+            m = cv2.morphologyEx(mask[ya:yb, xa:xb].astype(np.uint8), cv2.MORPH_OPEN, _ellipse(GROW_WIDE))
+            if not m.any():
+                continue
+            # a square closing: as good as a disc here (val F1 the same) and 20x faster
+            cand = (cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((side, side), np.uint8)) > 0) & (m == 0)
+            if not cand.any():
+                continue
+            ys, xs = np.flatnonzero(cand.any(axis=1)), np.flatnonzero(cand.any(axis=0))
+            box = (slice(max(0, ys[0] - side), ys[-1] + side + 1), slice(max(0, xs[0] - side), xs[-1] + side + 1))
+            tile = pixels[ya:yb, xa:xb][box]
+            rgb = tile if tile.dtype == np.float32 and tile.ndim == 3 and tile.shape[2] == 3 else to_float_rgb(tile)
+            mb = m[box]
+            weight = cv2.blur(mb.astype(np.float32), (side, side))
+            colour = cv2.blur(rgb * mb[..., None], (side, side)) / np.maximum(weight, 1e-6)[..., None]
+            mean = cv2.blur(rgb, (5, 5))
+            spread = _channel_max(cv2.sqrt(np.maximum(cv2.blur(rgb * rgb, (5, 5)) - mean * mean, 0)))
+            ok = np.zeros_like(cand)
+            ok[box] = cand[box] & (_channel_max(cv2.absdiff(rgb, colour)) < GROW_MATCH) & (spread < GROW_FLAT)
+            if not ok.any():
+                continue
+            n, labels = cv2.connectedComponents(ok.astype(np.uint8), connectivity=4)
+            touching = np.bincount(labels[(cv2.dilate(m, np.ones((3, 3), np.uint8)) > 0) & ok], minlength=n) > 0
+            touching[0] = False
+            grown = touching[labels]
+            core = (slice(y0 - ya, y0 - ya + min(step, h - y0)), slice(x0 - xa, x0 - xa + min(step, w - x0)))
+            out[y0:y0 + min(step, h - y0), x0:x0 + min(step, w - x0)] |= grown[core]
+    return out
+
+
+def _channel_max(a: np.ndarray) -> np.ndarray:
+    return np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2])
 
 
 def protected_discs(landmarks: list[np.ndarray]) -> list[tuple[float, float, float]]:
