@@ -6,6 +6,8 @@ is run on it with default options (damage detected automatically), exactly as a 
 - clean held-out photos (AAF, CelebA-HQ, UTKFace; `--split val` to choose thresholds, `test` to report)
   and the real clean photos of ../shared/data/photos (large selfies, gray_aligned, faded, whole):
   photos changed (any pixel), photos reported damaged, changed pixels per photo;
+- the same held-out photos shrunk to thumbnails (eyes 20 px apart, JPEG q 85), as web-size copies and
+  small scans hold faces: photos changed, as above;
 - the same held-out photos with one kind of damage each (the training renderer's kinds and the
   independent families of faceheal/masks/families.py, inside the main face's box): photos repaired
   and the share of damaged pixels that changed, so a stricter decision shows what it costs.
@@ -38,6 +40,7 @@ from faceheal.masks.render import DAMAGE_KINDS, render_damage  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 SOURCES = ("aaf/images", "celebamask/images", "utkface")
 REAL_CLEAN = ("large", "gray_aligned", "faded", "whole")
+THUMB_EYES, THUMB_QUALITY = 20, 85  # thumbnails: eyes this many px apart, saved as JPEG of this quality
 DAMAGES = DAMAGE_KINDS + FAMILY_NAMES
 
 
@@ -80,6 +83,25 @@ def damaged_set(photos: list[Path], folder: Path, seed: int = 0) -> dict[str, tu
     return truths
 
 
+def thumbnails(photos: list[Path], folder: Path) -> None:
+    """Each photo shrunk so that its largest face's eyes are THUMB_EYES px apart and saved as a JPEG:
+    the web-size copies and small scans an archive also holds (the Pillow test suite's 128 px Hopper
+    portrait, eyes 21 px apart, is one). Photos whose face is already that small or not found: left out."""
+    from faceheal.faces.detect import MtcnnDetector
+
+    detector = MtcnnDetector()
+    for i, p in enumerate(photos):
+        rgb = to_rgb8(read_image(p).display())
+        faces = detector.detect(rgb)
+        if not faces:
+            continue
+        eyes = max(float(np.linalg.norm(np.asarray(f.landmarks)[1] - np.asarray(f.landmarks)[0])) for f in faces)
+        if eyes <= THUMB_EYES:
+            continue
+        small = cv2.resize(rgb, None, fx=THUMB_EYES / eyes, fy=THUMB_EYES / eyes, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(folder / f"{i:04d}_{p.stem}.jpg"), small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=("val", "test"), default="test")
@@ -110,6 +132,13 @@ def main() -> None:
             lines = restore(folder, work, extra)
             result["clean"][name] = summary(lines)
             result["clean"][name]["changed_files"] = sorted(Path(r["path"]).name for r in lines if r["pixels_changed"] > 0)
+        folder, work = tmp / "thumbnails", tmp / "work_thumbnails"
+        folder.mkdir(), work.mkdir()
+        thumbnails(photos, folder)
+        name = f"held-out photos as thumbnails (eyes {THUMB_EYES} px, JPEG q{THUMB_QUALITY})"
+        lines = restore(folder, work, extra)
+        result["clean"][name] = summary(lines)
+        result["clean"][name]["changed_files"] = sorted(Path(r["path"]).name for r in lines if r["pixels_changed"] > 0)
         if not args.skip_damaged:
             folder, work = tmp / "damaged", tmp / "work_damaged"
             folder.mkdir(), work.mkdir()

@@ -13,6 +13,9 @@ one run:
 
     python tools/select_damage_checkpoint.py runs/damage9/checkpoints/*.pt weights/faceheal-damage.pt
 
+Each line also says how many clean val photos a default restore changes with that file (every val
+photo, photos/*, and the val photos as thumbnails: benchmarks/clean_photos.py --skip-damaged).
+
 Then calibrate the chosen file for real (FACEHEAL_WEIGHTS=DIR python tools/calibrate_damage_decision.py).
 """
 from __future__ import annotations
@@ -45,6 +48,10 @@ def fit_for(weights: Path, max_clean_photos: float, per_source: int, draws: int)
                              env=env, check=True)
         small = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_damage.py"), "--split", "val", "--small-only"],
                                capture_output=True, text=True, env=env, check=True)
+        # through restore: every clean val photo, and the same as thumbnails (benchmarks/clean_photos.py)
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "clean_photos.py"), "--split", "val", "--per-source", "1000",
+                        "--skip-damaged", "--out", tmp], capture_output=True, text=True, env=env, check=True)
+        photos = json.loads((Path(tmp) / "clean_photos_val.json").read_text())["clean"]
     fit = json.loads(run.stdout.strip().splitlines()[-1])["fit"]
     small = json.loads(small.stdout.strip().splitlines()[-1])
     kept = fit["damaged_kept_at"]
@@ -53,7 +60,8 @@ def fit_for(weights: Path, max_clean_photos: float, per_source: int, draws: int)
     return {"weights": str(weights), "step": meta.get("step"), "score": meta.get("score"),
             "kept_2_to_5": round((kept["0.02"] + kept["0.03"] + kept["0.05"]) / 3, 4),
             "small_clean_flagged_percent": round(sum(r["clean_flagged_percent"] for r in rows) / len(rows), 3),
-            "small_f1": round(sum(f1s) / len(f1s), 3), **small, **fit}
+            "small_f1": round(sum(f1s) / len(f1s), 3),
+            "val_photos_changed": {name: f"{v['changed']}/{v['with_face']}" for name, v in photos.items()}, **small, **fit}
 
 
 def main() -> None:
