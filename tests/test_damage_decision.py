@@ -45,6 +45,20 @@ def test_decide_drops_the_flags_of_undamaged_regions_only():
     assert (decide(mask.copy(), regions, None)[0] == mask).all()
 
 
+def test_a_thin_strip_beside_the_face_is_weighed_as_a_face_sized_region():
+    """A thumbnail: the face's crop covers all but a 4 px strip, where a few specks (a sky edge, the
+    print's border) were flagged. Weighed by its own 400 px they were 5 % of "the rest of the photo"
+    and made a clean thumbnail repainted (10 of 235 val thumbnails changed; 7 with the strip weighed
+    as a face-sized region)."""
+    mask = np.zeros((100, 100), bool)
+    mask[2, 97:99] = mask[50, 96:99] = mask[90, 97:99] = True  # 7 px in the strip x >= 96
+    out, probs, rest = decide(mask.copy(), [(0, 0, 96, 100)], DECISION)
+    assert rest is not None and rest < 0.5 and not out.any()
+    mask[10:90, 96:100] = True  # the strip itself torn away: damaged, however small
+    out, probs, rest = decide(mask.copy(), [(0, 0, 96, 100)], DECISION)
+    assert rest > 0.5 and out[10:90, 96:100].all()
+
+
 def test_a_face_on_a_print_damaged_elsewhere_needs_less_evidence():
     """Flags on a face that alone would not be trusted are kept when the print is clearly damaged
     elsewhere (torn edges, cracks across the background)."""
