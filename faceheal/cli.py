@@ -15,7 +15,9 @@ import typer
 from faceheal import __version__
 from faceheal.errors import FacehealError, UsageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# rich_markup_mode=None: plain help that wraps at any width (the boxed layout squeezed the option
+# help of `restore` into a 16-character column and cut option names at 80 columns)
+app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Restore damaged faces in photographs (two-stage semantic-guided inpainting).")
 
 
