@@ -59,7 +59,8 @@ def summary(lines: list[dict]) -> dict:
             "changed": sum(c > 0 for c in changed),
             "reported_damaged": sum(r["damaged_pixels"] > 0 for r in faced),
             "changed_fraction": round(sum(c > 0 for c in changed) / max(len(faced), 1), 3),
-            "median_pixels_changed": float(np.median(changed)) if changed else 0.0}
+            "median_pixels_changed": float(np.median(changed)) if changed else 0.0,
+            "changed_files": sorted(Path(r["path"]).name for r in lines if r["pixels_changed"] > 0)}
 
 
 def damaged_set(photos: list[Path], folder: Path, seed: int = 0) -> dict[str, tuple[str, np.ndarray]]:
@@ -131,14 +132,12 @@ def main() -> None:
                 (folder / f"{i:04d}_{p.name}").symlink_to(p.resolve())
             lines = restore(folder, work, extra)
             result["clean"][name] = summary(lines)
-            result["clean"][name]["changed_files"] = sorted(Path(r["path"]).name for r in lines if r["pixels_changed"] > 0)
         folder, work = tmp / "thumbnails", tmp / "work_thumbnails"
         folder.mkdir(), work.mkdir()
         thumbnails(photos, folder)
         name = f"held-out photos as thumbnails (eyes {THUMB_EYES} px, JPEG q{THUMB_QUALITY})"
         lines = restore(folder, work, extra)
         result["clean"][name] = summary(lines)
-        result["clean"][name]["changed_files"] = sorted(Path(r["path"]).name for r in lines if r["pixels_changed"] > 0)
         if not args.skip_damaged:
             folder, work = tmp / "damaged", tmp / "work_damaged"
             folder.mkdir(), work.mkdir()

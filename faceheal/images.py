@@ -106,6 +106,14 @@ def to_float_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb
 
 
+def as_float_rgb(pixels: np.ndarray) -> np.ndarray:
+    """`pixels` as (H, W, 3) float32 RGB in [0, 1]: float RGB as it is (no copy), stored pixels
+    (uint8/uint16, gray or colour) converted by `to_float_rgb`; for code given either."""
+    if pixels.dtype == np.float32 and pixels.ndim == 3 and pixels.shape[2] == 3:
+        return pixels
+    return to_float_rgb(pixels)
+
+
 def to_rgb8(pixels: np.ndarray, rows: int = 1024) -> np.ndarray:
     """Stored pixels -> (H, W, 3) uint8 RGB (detector input, overlays), in integer arithmetic and in
     blocks of rows: a 100-megapixel scan never gets a float copy (1.2 GB) just to be looked at."""

@@ -180,7 +180,7 @@ class LearnedDamageDetector:
         bit-packed mask, `decision.packed_mask`), gets the pixels whose logit is above `SURE_LOGIT`
         set: the per-face decision's evidence, at one bit a pixel."""
         from faceheal.masks.decision import SURE_LOGIT
-        from faceheal.images import to_float_rgb
+        from faceheal.images import as_float_rgb
 
         h, w = pixels.shape[:2]
         out = np.zeros((h, w), bool)
@@ -190,9 +190,7 @@ class LearnedDamageDetector:
             for x0 in range(0, w, step):
                 ya, xa = max(0, y0 - self.overlap), max(0, x0 - self.overlap)
                 yb, xb = min(h, y0 + step + self.overlap), min(w, x0 + step + self.overlap)
-                tile = pixels[ya:yb, xa:xb]
-                if tile.dtype != np.float32 or tile.ndim != 3 or tile.shape[2] != 3:
-                    tile = to_float_rgb(tile)
+                tile = as_float_rgb(pixels[ya:yb, xa:xb])
                 x = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None].to(self.device)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                     logits = self.model(x)[0, 0].float().cpu().numpy()
