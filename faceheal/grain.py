@@ -4,9 +4,10 @@ A model or OpenCV fill gives the damaged pixels the picture's structure but not 
 sensor noise, so on a grainy scan every repair shows as a smooth patch. Here the fine noise of the
 photo around each repair is measured (the high-pass residual's local RMS over the undamaged pixels,
 by normalised convolution, so it follows grain that varies across the print), what the repair
-already has is measured the same way, and the missing part is added as seeded noise, luminance-only
-(grain is silver, not colour). `grain_ratio` is the check: the repair's fine-noise level over its
-surroundings', 1 when they match.
+already has is measured the same way, and the missing part is added, luminance-only (grain is silver,
+not colour): the photo's own fine texture, borrowed from undamaged pixels nearby (seeded), so it has
+the photo's coarseness and not only its level. `grain_ratio` (high-pass RMS) and `metrics.hole_grain`
+(median |Laplacian|) are the checks: the repair's fine noise over its surroundings', 1 when they match.
 """
 from __future__ import annotations
 
@@ -64,6 +65,63 @@ def local_noise(gray: np.ndarray, where: np.ndarray) -> np.ndarray:
     return np.sqrt(level).astype(np.float32)
 
 
+TILE = 32  # px: the pieces of the photo's own fine texture laid into a repair
+SEAM = 4  # px: where two pieces overlap (cross-faded; elsewhere each pixel comes from one piece)
+
+
+def borrowed_texture(gray: np.ndarray, repaired: np.ndarray, level: np.ndarray, rng: np.random.Generator,
+                     tries: int = 24) -> np.ndarray:
+    """Fine texture for the `repaired` pixels taken from the photo's own undamaged pixels nearby, so
+    it has the photo's grain: its coarseness and its heavy tails, not only its level (white noise
+    matched on the high-pass level carries about twice the photo's median Laplacian,
+    `metrics.hole_grain`: 1.9x on CelebA-HQ val, 1.5x on phone selfies). The high-pass residual of
+    pixels at least 3 px from any repair, divided by its local `level` and clipped at 3 (an edge is
+    not grain), is copied in TILE-px pieces from random offsets within 8 tiles, cross-faded over SEAM
+    px where pieces meet (weights whose squares sum to one: the variance stays); where no undamaged
+    source is found, white noise. In units of the local level: multiply by the level wanted. Zero
+    outside the repair."""
+    h, w = gray.shape
+    acc = np.zeros((h, w), np.float32)
+    ys, xs = np.nonzero(repaired)
+    if ys.size == 0:
+        return acc
+    source = cv2.erode((~repaired).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    residual = np.clip(_high_pass(gray.astype(np.float32)) / np.maximum(level, 1e-4), -3, 3) * source
+    known = cv2.integral(source.astype(np.uint8))
+    has = cv2.integral(repaired.astype(np.uint8))
+    t, step, reach = TILE, TILE - SEAM, 8 * TILE
+    edge = np.sin(0.5 * np.pi * (np.arange(SEAM) + 0.5) / SEAM)
+    ramp = np.concatenate([edge, np.ones(t - 2 * SEAM), edge[::-1]]).astype(np.float32)
+    window = np.outer(ramp, ramp)
+
+    def box_sum(table, y0, x0, y1, x1):
+        return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+
+    x_starts = np.arange(xs.min() - SEAM, xs.max() + 1, step)
+    for y0 in range(ys.min() - SEAM, ys.max() + 1, step):  # a row of tiles at a time, its offsets drawn at once
+        ya, yb = max(y0, 0), min(y0 + t, h)
+        xa, xb = np.maximum(x_starts, 0), np.minimum(x_starts + t, w)
+        todo = box_sum(has, ya, xa, yb, xb) > 0
+        if not todo.any():
+            continue
+        x0s = x_starts[todo]
+        sy = y0 + rng.integers(-reach, reach + 1, (x0s.size, tries))
+        sx = x0s[:, None] + rng.integers(-reach, reach + 1, (x0s.size, tries))
+        inside = (sy >= 0) & (sx >= 0) & (sy + t <= h) & (sx + t <= w)
+        sy, sx = np.where(inside, sy, 0), np.where(inside, sx, 0)
+        good = inside & (box_sum(known, sy, sx, sy + t, sx + t) >= 0.97 * t * t)
+        pick = good.argmax(axis=1)
+        for i, x0 in enumerate(x0s):
+            if good[i, pick[i]]:
+                y, x = sy[i, pick[i]], sx[i, pick[i]]
+                piece = residual[y:y + t, x:x + t]
+            else:
+                piece = rng.standard_normal((t, t)).astype(np.float32) / _white_gain()
+            x_a, x_b = max(x0, 0), min(x0 + t, w)
+            acc[ya:yb, x_a:x_b] += (piece * window)[ya - y0:yb - y0, x_a - x0:x_b - x0]
+    return acc * repaired
+
+
 def add_grain(rgb: np.ndarray, repaired: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """`rgb` (float, [0, 1], (H, W, 3)) with grain added to the `repaired` pixels to match their
     surroundings; other pixels untouched."""
@@ -72,8 +130,8 @@ def add_grain(rgb: np.ndarray, repaired: np.ndarray, rng: np.random.Generator) -
     gray = rgb @ np.asarray(LUMA, np.float32)
     around = local_noise(gray, ~repaired)
     inside = local_noise(gray, repaired)
-    need = np.sqrt(np.maximum(around * around - inside * inside, 0)) / _white_gain()
-    noise = rng.standard_normal(gray.shape).astype(np.float32) * need
+    need = np.sqrt(np.maximum(around * around - inside * inside, 0))
+    noise = borrowed_texture(gray, repaired, around, rng) * need
     out = rgb.copy()
     out[repaired] = np.clip(rgb[repaired] + noise[repaired, None], 0, 1)
     return out

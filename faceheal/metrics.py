@@ -75,3 +75,22 @@ def hole_sharpness(image: torch.Tensor, hole: torch.Tensor, ring: int = 8) -> to
     inside = (energy * inner).sum(dim=(1, 2, 3)) / inner.sum(dim=(1, 2, 3))
     outside = (energy * band).sum(dim=(1, 2, 3)) / band.sum(dim=(1, 2, 3))
     return inside / outside
+
+
+def hole_grain(image: np.ndarray, hole: np.ndarray, ring: int = 8) -> float:
+    """Grain of a repair against its surroundings: median |Laplacian| of the luma inside the hole (its
+    1 px rim left out) over that in the same band as `hole_sharpness`. A median is moved by the
+    fine noise every pixel has, hardly by the few edges (lashes, hair, a lip line) that dominate
+    Laplacian *energy*; so 1 means the repair carries the photo's own grain, at its own fineness.
+
+    image (H, W, 3) in any range, hole (H, W) bool. NaN where either side is empty."""
+    import cv2
+
+    luma = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    lap = np.abs(cv2.Laplacian(luma, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE))
+    h8 = hole.astype(np.uint8)
+    inner = cv2.erode(h8, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
+    band = (cv2.dilate(h8, np.ones((2 * ring + 1,) * 2, np.uint8)) > 0) & ~(cv2.dilate(h8, np.ones((3, 3), np.uint8)) > 0)
+    if not inner.any() or not band.any():
+        return float("nan")
+    return float(np.median(lap[inner]) / max(float(np.median(lap[band])), 1e-12))

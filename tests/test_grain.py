@@ -71,3 +71,19 @@ def test_restore_grain_option(tmp_path, portrait, face_mask):
     assert differs.any() and not (differs & ~face_mask).any()  # grain only where the damage was
     assert (outs["auto"] == outs["on"]).all()  # this scan is grainy
     assert grain_ratio(outs["on"].astype(np.float32) / 255, face_mask) > 1.5 * grain_ratio(outs["off"].astype(np.float32) / 255, face_mask)
+
+
+def test_grain_has_the_photos_own_coarseness():
+    """Film and phone grain is coarser than pixel noise. White noise matched on the high-pass level
+    puts about twice the photo's median Laplacian into the repair (measured: 1.9x on CelebA-HQ val);
+    texture borrowed from the photo keeps it near the photo's own."""
+    from faceheal.metrics import hole_grain
+
+    rng = np.random.default_rng(0)
+    base = np.clip(0.5 + 0.04 * cv2.GaussianBlur(rng.standard_normal((320, 320)).astype(np.float32), (0, 0), 0.9) / 0.3, 0, 1)
+    img = np.repeat(base[..., None], 3, axis=2).astype(np.float32)
+    hole = synthetic_mask((320, 320), "irregular", (0.15, 0.25), rng)
+    fill = img.copy()
+    fill[hole] = cv2.GaussianBlur(img, (0, 0), 4)[hole]
+    out = add_grain(fill, hole, np.random.default_rng(1))
+    assert 0.8 < hole_grain(out, hole) / hole_grain(img, hole) < 1.2

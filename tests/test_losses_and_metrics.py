@@ -81,3 +81,26 @@ def test_hole_sharpness_closed_forms():
     loud = 0.5 + (noise - 0.5) * (1 + hole)
     assert torch.allclose(hole_sharpness(loud, hole) / same, torch.full((4,), 4.0), rtol=0.15)
     assert torch.isnan(hole_sharpness(noise, torch.zeros_like(hole))).all()
+
+
+def test_hole_grain_closed_forms_and_edges_hardly_move_it():
+    """A flat repair has no grain (0); the same noise inside and around gives about 1; twice the
+    amplitude inside gives 2 (a median of |Laplacian|, not an energy); a few strong edges in the band,
+    which dominate Laplacian energy, hardly move it; no hole gives NaN."""
+    from faceheal.metrics import hole_grain
+
+    rng = np.random.default_rng(0)
+    noise = 0.5 + 0.05 * rng.standard_normal((96, 96, 3)).astype(np.float32)
+    hole = np.zeros((96, 96), bool)
+    hole[30:66, 30:66] = True
+    flat = noise.copy()
+    flat[hole] = 0.5
+    assert hole_grain(flat, hole) == 0
+    assert 0.85 < hole_grain(noise, hole) < 1.15
+    loud = noise.copy()
+    loud[hole] = 0.5 + 2 * (noise[hole] - 0.5)
+    assert 1.7 < hole_grain(loud, hole) < 2.3
+    edged = noise.copy()
+    edged[24:27, :] = 1.0  # a bright line through the band above the hole
+    assert 0.85 < hole_grain(edged, hole) < 1.15
+    assert np.isnan(hole_grain(noise, np.zeros_like(hole)))
