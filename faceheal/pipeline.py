@@ -260,7 +260,7 @@ class Restorer:
         if self._fills_outside() and hole.any():
             _release_freed_memory()  # the faces' float canvases: back to the OS before the windows' tensors
             with self._timed("away_from_faces"):
-                self._fill_away_from_faces(out, hole, grain, rng, originals)
+                self._fill_away_from_faces(out, hole, grain, rng, originals, tone)
         res.unrepaired_pixels = int(hole.sum())
         res.pixels_changed = originals.count_changed()
         return out
@@ -276,11 +276,14 @@ class Restorer:
         w = np.clip((depth - NATIVE_BLEND_FROM) / NATIVE_BLEND_SPAN, 0, 1)[full][:, None]
         canvas[full] = np.clip((1 - w) * native[full] + w * canvas[full], 0, 1)
 
-    def _fill_away_from_faces(self, out: np.ndarray, todo: np.ndarray, grain: bool, rng, originals: Originals) -> None:
+    def _fill_away_from_faces(self, out: np.ndarray, todo: np.ndarray, grain: bool, rng, originals: Originals,
+                              tone: np.ndarray | None = None) -> None:
         """Repair the damage no face crop took (in place, `todo` cleared as it goes) with the backend's
         `fill_region`, window by window: a window is read in float with its context, every damage pixel
         in it not repaired yet is hidden from the fill, and only its core is written back. Memory
-        follows the window, not the scan; a face's repair next to a window is its context."""
+        follows the window, not the scan; a face's repair next to a window is its context. `tone`: a
+        monochrome print's tone curve, which these repairs take as the faces' do (the texture
+        inpainter, trained on colour photos, put colour into gray scans stored as RGB)."""
         h, w = todo.shape
         for i, (x0, y0, x1, y1) in enumerate(windows(todo, AWAY_WINDOW, AWAY_CONTEXT)):  # disjoint cores, each with damage
             if i and i % 8 == 0:  # windows of many shapes fragment the heap: RSS crept up by ~250 MB over 100
@@ -293,7 +296,7 @@ class Restorer:
             core = np.zeros(hidden.shape, bool)
             core[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0] = True
             core &= hidden
-            canvas[core] = filled[core]
+            canvas[core] = filled[core] if tone is None else apply_tone(tone, filled[core])
             if grain:
                 canvas = add_grain(canvas, core, rng)
             originals.keep(wy0, wy1, wx0, wx1, core)

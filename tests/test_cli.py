@@ -401,3 +401,16 @@ def test_a_drawn_mask_on_a_photo_without_faces_is_repaired_and_said_so(tmp_path)
     assert "wall.png: no face found (the drawn damage repaired without a face model" in r.stderr
     out = read_rgb(tmp_path / "out" / "wall.png")
     assert np.abs(out[mask > 0].astype(int) - 120).max() < 30  # the white stroke is gone
+
+
+def test_a_gray_print_stored_as_rgb_gets_gray_repairs_away_from_faces_too(tmp_path):
+    """The texture inpainter learned on colour photos: on the Solvay photograph (a gray scan saved as
+    an RGB JPEG, every pixel R = G = B) its repairs away from faces carried colour, up to 24 levels of
+    chroma (1,227 pixels over 6). They take the print's tone, as the faces' repairs do."""
+    r = restore(EXAMPLES / "photos" / "solvay_1927.jpg", "-o", tmp_path / "out", "--mask",
+                EXAMPLES / "masks" / "solvay_1927.png", "--report", tmp_path / "r.jsonl")
+    assert r.exit_code == 0, r.stderr
+    line = json.loads((tmp_path / "r.jsonl").read_text())
+    assert line["pixels_changed"] > 30_000 and line["unrepaired_pixels"] == 0
+    out = read_rgb(tmp_path / "out" / "solvay_1927.jpg").astype(int)
+    assert (out.max(axis=2) - out.min(axis=2)).max() <= 2
