@@ -221,21 +221,19 @@ def test_a_big_face_takes_the_photo_resolution_fill_near_the_damage_edge(tmp_pat
 def test_a_big_face_repair_gets_the_fine_texture_around_it(tmp_path, portrait):
     """Resampled up from the crop, a big face's repair is smoother than the skin around it: by default
     it gets the surroundings' fine texture (even on a photo not judged grainy); --grain off and
-    --no-native-detail leave the flat repair."""
+    --no-native-detail leave the flat repair. Measured as `metrics.hole_grain` (median |Laplacian|
+    inside over around); the texture is matched to the fine noise, not to the edges around (an eye,
+    a brow), so it reads below the photo's own ratio there."""
+    from faceheal.metrics import hole_grain
+
     _, _, block = _big_face_case(tmp_path, portrait)
-    deep = cv2.erode(block.astype(np.uint8), np.ones((31, 31), np.uint8)) > 0  # the model's repair alone
-
-    def fine(path):  # fine-noise RMS (high-pass of the luma) over the deep part of the block
-        gray = cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2GRAY).astype(np.float32)
-        return float((gray - cv2.GaussianBlur(gray, (0, 0), 1.0))[deep].std())
-
-    photo = fine(tmp_path / "in" / "a.png")
+    photo = hole_grain(read_rgb(tmp_path / "in" / "a.png"), block)
     levels = {}
     for grain, native in (("auto", True), ("off", True), ("auto", False)):
         restorer = Restorer(_FlatGenerator(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
                             RestoreOptions(native_detail=native, grain=grain))
         [r] = restorer.run(expand_inputs([str(tmp_path / "in")]), tmp_path / f"out{grain}{native}")
         assert r.status == "ok" and not r.grain  # the photo itself is not judged grainy
-        levels[grain, native] = fine(tmp_path / f"out{grain}{native}" / "a.png") / photo
-    assert 0.25 < levels["auto", True] < 2  # matched to the robust level: the photo's edges there count here
-    assert levels["off", True] < 0.2 and levels["auto", False] < 0.2
+        levels[grain, native] = hole_grain(read_rgb(tmp_path / f"out{grain}{native}" / "a.png"), block) / photo
+    assert 0.2 < levels["auto", True] < 1.5
+    assert levels["off", True] < 0.1 and levels["auto", False] < 0.1
