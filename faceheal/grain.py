@@ -159,13 +159,20 @@ def is_grainy(pixels: np.ndarray, damage: np.ndarray | None = None, window: int 
     return _robust_sigma(hp) / _white_gain() >= GRAINY
 
 
+def core_and_band(repaired: np.ndarray, ring: int = 8, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Where a repair is compared with its surroundings: the repair without its 1 px rim (not its own
+    edge), and the band of undamaged pixels more than `gap` and at most `ring` px from it."""
+    r8 = repaired.astype(np.uint8)
+    core = cv2.erode(r8, np.ones((3, 3), np.uint8)) > 0
+    band = (cv2.dilate(r8, np.ones((2 * ring + 1,) * 2, np.uint8)) > 0) & ~(cv2.dilate(r8, np.ones((2 * gap + 1,) * 2, np.uint8)) > 0)
+    return core, band
+
+
 def grain_ratio(rgb: np.ndarray, repaired: np.ndarray, ring: int = 8) -> float:
     """Fine-noise RMS inside the repair over that in a `ring`-px band around it (1 = matched)."""
     gray = (rgb @ np.asarray(LUMA, np.float32)).astype(np.float32)
     hp = _high_pass(gray)
-    core = cv2.erode(repaired.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # not the repair's own edge
-    band = (cv2.dilate(repaired.astype(np.uint8), np.ones((2 * ring + 1,) * 2, np.uint8)) > 0) & ~repaired
-    band &= ~(cv2.dilate(repaired.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+    core, band = core_and_band(repaired, ring, gap=2)
     if not core.any() or not band.any():
         return float("nan")
     return float(np.sqrt(np.mean(hp[core] ** 2)) / max(np.sqrt(np.mean(hp[band] ** 2)), 1e-9))

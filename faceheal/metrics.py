@@ -86,11 +86,12 @@ def hole_grain(image: np.ndarray, hole: np.ndarray, ring: int = 8) -> float:
     image (H, W, 3) in any range, hole (H, W) bool. NaN where either side is empty."""
     import cv2
 
-    luma = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    from faceheal.grain import core_and_band
+    from faceheal.images import LUMA
+
+    luma = image.astype(np.float32) @ np.asarray(LUMA, np.float32)
     lap = np.abs(cv2.Laplacian(luma, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE))
-    h8 = hole.astype(np.uint8)
-    inner = cv2.erode(h8, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
-    band = (cv2.dilate(h8, np.ones((2 * ring + 1,) * 2, np.uint8)) > 0) & ~(cv2.dilate(h8, np.ones((3, 3), np.uint8)) > 0)
+    inner, band = core_and_band(hole, ring, gap=1)
     if not inner.any() or not band.any():
         return float("nan")
     return float(np.median(lap[inner]) / max(float(np.median(lap[band])), 1e-12))
