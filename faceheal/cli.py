@@ -59,6 +59,22 @@ def _progress(total: int | None, quiet: bool, label: str):
 DETECTOR_PRECISION = {"auto": "auto", "fp32": "fp32", "tf32": "fp32", "bf16": "bf16"}
 
 
+FACE_BOXES_HELP = ("CSV of face boxes to correct the detector: photo,x0,y0,x1,y1[,face|not-face] per line (photo: its "
+                   "path under the input folder or its file name; box in the photo's pixels, as the report's 'box'). "
+                   "'face' adds a face the detector missed; 'not-face' drops a detection.")
+
+
+def _read_face_boxes(path: Optional[Path], sources):
+    """--face-boxes read and checked against every input (a line naming no input is a usage error)."""
+    if path is None:
+        return None
+    from faceheal.faces.hints import FaceBoxes
+
+    boxes = FaceBoxes.read(path)
+    boxes.check(sources)
+    return boxes
+
+
 def _check_damage_detector(name: str) -> str:
     """The detector that will run ("learned (sha256 ...)" or "classical"); a usage error now, not a
     failure per photo later, for an unknown name or missing/corrupt learned weights."""
@@ -104,6 +120,7 @@ def restore(
     loaders: Optional[int] = typer.Option(None, "--loaders", help="Threads that decode, detect and align ahead of the model, and as many that paste back and write behind it (default 1 on CPU, up to 8 on CUDA)."),
     detector: str = typer.Option("auto", "--detector", help="Face detector: auto (MTCNN's nets in torch on a GPU, on OpenCV's dnn on a CPU), mtcnn (OpenCV) or mtcnn-torch (torch on --device)."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces smaller than this many pixels."),
+    face_boxes: Optional[Path] = typer.Option(None, "--face-boxes", help=FACE_BOXES_HELP),
     grow: Optional[int] = typer.Option(None, "--grow", min=0, help="Grow the damage mask by this many pixels before repair (default: 0 for your masks, 1 for detected ones)."),
     change_radius: int = typer.Option(0, "--change-radius", min=0, help="Also blend the repair into this many pixels around the damage, feathered (default 0: only damaged pixels change)."),
     fill_outside: str = typer.Option("auto", "--fill-outside", help="Damage away from faces: auto (the texture inpainter beside the generator, OpenCV with --model telea), telea (OpenCV), or none (left as it was, and reported)."),
@@ -145,6 +162,8 @@ def restore(
             raise UsageError(f"--grain {grain!r}: choose auto, on or off")
         if faces_only:
             fill_outside = "none"
+        if face_boxes is not None and aligned:
+            raise UsageError("--face-boxes is for whole photos; --aligned inputs are one face each")
         check_output_dir(out, inputs, in_place)
         if review and save_layout is None:  # the review page shows each face's predicted layout
             save_layout = out / ".faceheal" / "layouts"
@@ -152,6 +171,7 @@ def restore(
         if not all_sources:
             raise UsageError("no input images found")
         check_outputs(out, all_sources, in_place)
+        boxes = _read_face_boxes(face_boxes, all_sources)
         sources = shard(all_sources, shard_spec)
         from faceheal.inpainters import make_inpainter
         inpainter = make_inpainter(model, weights, device, batch_size, precision)
@@ -166,7 +186,7 @@ def restore(
                                  fill_outside=None if fill_outside == "none" else fill_outside,
                                  skip_no_face=skip_no_face, layout_dir=save_layout, max_pixels=max_pixels,
                                  in_place=in_place, jpeg_quality=jpeg_quality, sidecar=sidecar,
-                                 skip_existing=skip_existing, grain=grain, native_detail=native_detail,
+                                 skip_existing=skip_existing, grain=grain, native_detail=native_detail, face_boxes=boxes,
                                  masks_dir=out / ".faceheal" / "masks" if review else None)
         if mask is None and masks is None:
             damage_resolved = _check_damage_detector(damage_detector)
@@ -183,6 +203,9 @@ def restore(
         if damage_resolved and damage_resolved.startswith("learned"):
             from faceheal.masks.learned import detector_precision
             parameters["damage_detector_precision"] = detector_precision(detector_precision_asked)
+        if face_boxes is not None:
+            from faceheal.model.weights import sha256_of
+            parameters["face_boxes_sha256"] = sha256_of(face_boxes)
         if not mask_source.is_auto:  # the detector's knobs shape nothing when the masks are given
             parameters.update(sensitivity=None, wide_damage=None)
         restorer = Restorer(inpainter, det, mask_source, options, parameters)
@@ -306,6 +329,7 @@ def mask(
     sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0, help="0: only the obvious; 1: everything suspicious (every flag kept: no per-face decision)."),
     faces_only: bool = typer.Option(False, "--faces-only", help="Keep damage inside detected face regions only."),
     wide_damage: bool = typer.Option(False, "--wide-damage", help=WIDE_DAMAGE_HELP),
+    face_boxes: Optional[Path] = typer.Option(None, "--face-boxes", help=FACE_BOXES_HELP),
     damage_detector: str = typer.Option("auto", "--damage-detector", help="Auto-mask detector: auto (learned when its weights are shipped), learned or classical."),
     precision: str = typer.Option("auto", "--precision", help="The learned detector's arithmetic, as restore's --precision sets it: auto or fp32 (fp32), bf16."),
     synthetic: Optional[str] = typer.Option(None, "--synthetic", help="Generate masks instead: irregular, strokes, boxes, blobs, scratches, mixed."),
@@ -330,9 +354,13 @@ def mask(
     sources = expand_inputs(inputs)
     if not sources:
         raise _usage("no input images found")
+    try:
+        boxes = _read_face_boxes(face_boxes, sources)
+    except UsageError as e:
+        raise _usage(str(e))
     failed = 0
     for src, err in write_masks(sources, out, sensitivity, overlay, faces_only, damage_detector, wide_damage,
-                                DETECTOR_PRECISION[precision]):
+                                DETECTOR_PRECISION[precision], boxes):
         if err:
             failed += 1
             _err(f"{src.path}: {err}")

@@ -25,7 +25,7 @@ import numpy as np
 
 from faceheal.evaluate import lpips_scores
 from faceheal.metrics import image_psnr, image_ssim
-from faceheal.faces.detect import Face, FaceDetector
+from faceheal.faces.detect import Face, FaceDetector, box_iou
 from faceheal.images import read_image, to_rgb8
 from faceheal.inpainters import Inpainter
 from faceheal.masks.supplied import binarise
@@ -57,14 +57,6 @@ def box_of(face: Face, shape: tuple[int, int]) -> tuple[int, int, int, int]:
     h, w = shape
     x0, y0, x1, y1 = face.box
     return max(0, int(round(x0))), max(0, int(round(y0))), min(w, int(round(x1))), min(h, int(round(y1)))
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 class DamageSource:
@@ -241,8 +233,8 @@ def score_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
 def detection_outcome(case: Case, result, output: np.ndarray) -> dict:
     """Was the face found, were false faces repaired, how much of the face's damage was left as it was."""
     found = [f.face.box for f in result.faces if f.face is not None]
-    hit = any(iou(b, case.face.box) >= 0.4 for b in found)
-    false = sum(1 for b in found if all(iou(b, f.box) < 0.4 for f in case.clean_faces))
+    hit = any(box_iou(b, case.face.box) >= 0.4 for b in found)
+    false = sum(1 for b in found if all(box_iou(b, f.box) < 0.4 for f in case.clean_faces))
     x0, y0, x1, y1 = case.box
     hole = case.hole[y0:y1, x0:x1]
     left = (output[y0:y1, x0:x1] == case.damaged[y0:y1, x0:x1]).all(-1) & hole

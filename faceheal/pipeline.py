@@ -25,6 +25,7 @@ from faceheal.errors import FacehealError, NoFaceFound, OutputError
 from faceheal.faces.align import (AlignedFace, align_face, align_with_matrix, change_weight, crop_region, paste_back,
                                   shift_matrix, template)
 from faceheal.faces.detect import Face, FaceDetector
+from faceheal.faces.hints import FaceBoxes
 from faceheal.images import (Picture, apply_tone, descreened, encode_image, encode_into, from_float_rgb, mode_of,
                              monotone_tone, read_image, to_float_rgb, write_atomic, write_png)
 from faceheal.grain import add_grain, is_grainy
@@ -55,6 +56,7 @@ class RestoreOptions:
     masks_dir: Path | None = None  # also save each photo's damage mask here (mirroring the outputs)
     native_detail: bool = True  # big faces: the photo-resolution classical fill near the damage's edge
     grain: str = "auto"  # repairs get the scan's grain: on, off, or auto (on for grainy scans: faceheal/grain.py)
+    face_boxes: FaceBoxes | None = None  # the user's face boxes (--face-boxes): faces to add, detections to drop
 
 
 @dataclass
@@ -179,7 +181,8 @@ class Restorer:
                 item.hole = self.masks.decided(item.hole, [(0, 0, w, h)], item.mask_info)
                 item.aligned = [align_with_matrix(display, item.hole, m, size)]
             else:
-                item.faces, item.hole, item.mask_info = self.masks.find(self.detector, source, display, size, self._timed)
+                boxes = self.options.face_boxes.for_source(source) if self.options.face_boxes is not None else ()
+                item.faces, item.hole, item.mask_info = self.masks.find(self.detector, source, display, size, self._timed, boxes)
                 if not item.faces:
                     raise NoFaceFound("no face found")
                 with self._timed("align"):

@@ -108,7 +108,9 @@ def make_thumbnails(record: dict, out_dir: Path, index: int, layout_dir: Path | 
         ya, yb, xa, xb = int(max(0, y0 - pad)), int(min(h, y1 + pad)), int(max(0, x0 - pad)), int(min(w, x1 + pad))
         if yb <= ya or xb <= xa:
             continue
-        face = {"mask_ratio": f.get("mask_ratio", 0), "score": f.get("score")}
+        # the box as the report gives it, to copy into --face-boxes (a `not-face` line drops a false face)
+        face = {"mask_ratio": f.get("mask_ratio", 0), "score": f.get("score"), "box": [round(v) for v in f["box"]],
+                "given": bool(f.get("given"))}
         for key, img in (("before", before), ("after", after if after.shape == before.shape else before)):
             _write_jpeg(tdir / f"{index:06d}_face{i}_{key}.jpg", _thumb(img[ya:yb, xa:xb], FACE_THUMB))
             face[key] = f"thumbs/{index:06d}_face{i}_{key}.jpg"
@@ -228,7 +230,7 @@ function card(c, i){
   if (c.face_crops && c.face_crops.length){
     h += '<div class="row">';
     for (const f of c.face_crops){
-      h += `<img loading="lazy" src="${f.before}" title="before, mask ${(100*f.mask_ratio).toFixed(1)}%" alt="face before">`
+      h += `<img loading="lazy" src="${f.before}" title="before, mask ${(100*f.mask_ratio).toFixed(1)}%, box ${(f.box || []).join(',')}${f.given ? ' (given)' : ''}" alt="face before">`
          + `<img loading="lazy" src="${f.after}" title="after" alt="face after">`;
       if (f.layout) h += `<img loading="lazy" src="${f.layout}" title="predicted semantic layout" alt="layout">`;
     }

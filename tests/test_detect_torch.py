@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from faceheal.faces.detect import MtcnnDetector, make_detector
+from faceheal.faces.detect import MtcnnDetector, box_iou, make_detector
 from faceheal.faces.mtcnn_torch import _OUTPUTS, TorchNets, onnx_initializers
 from tests.conftest import EXAMPLES, read_rgb
 
@@ -64,13 +64,6 @@ def test_every_net_computes_its_onnx_graph():
             assert np.abs(a.numpy() - b).max() < 1e-5, name
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def test_the_torch_detector_finds_the_faces_opencv_finds():
     """Solvay 1927 (29 people) and an old portrait: every face OpenCV finds with confidence, torch finds
     at the same place (landmarks a few px apart, and faces near the 0.85 threshold may fall either
@@ -82,8 +75,8 @@ def test_the_torch_detector_finds_the_faces_opencv_finds():
         assert len(opencv) > 0 and abs(len(torched) - len(opencv)) <= 2
         gaps = []
         for f in (f for f in opencv if f.score >= 0.95):
-            g = max(torched, key=lambda t: _iou(f.box, t.box))
-            assert _iou(f.box, g.box) > 0.7, name
+            g = max(torched, key=lambda t: box_iou(f.box, t.box))
+            assert box_iou(f.box, g.box) > 0.7, name
             gaps.append(np.abs(f.landmarks - g.landmarks).max() / f.size)
         assert np.median(gaps) <= 0.06, (name, gaps)  # of the face's size
 

@@ -24,8 +24,9 @@ class Face:
     """
 
     box: tuple[float, float, float, float]
-    score: float
+    score: float | None  # the detector's confidence (None: a box the user gave, nothing found in it)
     landmarks: np.ndarray
+    given: bool = False  # from the user's --face-boxes, not the detector (faceheal/faces/hints.py)
 
     @property
     def size(self) -> float:
@@ -36,14 +37,26 @@ class Face:
         """The same face in an image `factor` times larger."""
         if factor == 1.0:
             return self
-        return Face(box=tuple(float(v) * factor for v in self.box), score=self.score, landmarks=self.landmarks * factor)
+        return Face(box=tuple(float(v) * factor for v in self.box), score=self.score, landmarks=self.landmarks * factor,
+                    given=self.given)
 
     def to_json(self) -> dict:
-        return {
+        d = {
             "box": [round(float(v), 1) for v in self.box],
-            "score": round(float(self.score), 4),
+            "score": None if self.score is None else round(float(self.score), 4),
             "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
         }
+        if self.given:
+            d["given"] = True
+        return d
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union > 0 else 0.0
 
 
 class FaceDetector(Protocol):

@@ -8,12 +8,13 @@ merged. Restore and `faceheal mask` both find faces here.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
-from faceheal.faces.detect import Face, FaceDetector
+from faceheal.faces.detect import Face, FaceDetector, box_iou
+from faceheal.faces.hints import FaceBox, apply_face_boxes
 from faceheal.images import to_rgb8
 
 
@@ -40,7 +41,8 @@ SECOND_LOOK_DAMAGE = 0.001  # damage over this share of the photo beside every f
 
 def find_faces(detector: FaceDetector, display: np.ndarray, hole: np.ndarray | None = None,
                hole_for: Callable[[list[np.ndarray]], np.ndarray] | None = None,
-               timed: Callable = lambda stage: contextlib.nullcontext()) -> tuple[list[Face], np.ndarray | None]:
+               timed: Callable = lambda stage: contextlib.nullcontext(),
+               boxes: Sequence[FaceBox] = ()) -> tuple[list[Face], np.ndarray | None]:
     """The faces of a photo (photo pixels) and its damage mask, as restore and `faceheal mask` find them.
 
     `hole`: a mask given by the user; or `hole_for(landmarks)`: the automatic mask, which depends on the
@@ -51,7 +53,25 @@ def find_faces(detector: FaceDetector, display: np.ndarray, hole: np.ndarray | N
     paint strokes can look like a small face. So where real damage lies beside the faces found (or no
     face was found, or one may be made of paint) the detector looks a second time, on a copy with the
     damage filled, and the two looks are merged (`merge_looks`).
+
+    `boxes`: the user's corrections for this photo (`--face-boxes`, faceheal/faces/hints.py), applied
+    last: faces added where no look found one, detections named `not-face` dropped.
     """
+    faces, hole = _looks(detector, display, hole, hole_for, timed)
+    if boxes:
+        corrected = apply_face_boxes(faces, list(boxes), display, hole)
+        if hole_for is not None and not _same(corrected, faces):  # the given faces' eyes and mouths protected too
+            hole = hole_for([f.landmarks for f in corrected])
+        faces = corrected
+    return faces, hole
+
+
+def _same(a: list[Face], b: list[Face]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def _looks(detector, display, hole, hole_for, timed) -> tuple[list[Face], np.ndarray | None]:
+    """The detector's look at the photo, and where needed its look through the filled damage."""
     small, scale = detection_image(display, DETECT_MAX_SIDE)
     with timed("detect"):
         faces = [f.scaled(1 / scale) for f in detector.detect(small, scale)]
@@ -66,7 +86,7 @@ def find_faces(detector: FaceDetector, display: np.ndarray, hole: np.ndarray | N
     with timed("detect"):
         second = [f.scaled(1 / scale) for f in detect_through_damage(detector, small, small_hole, scale)]
     merged = merge_looks(faces, second, hole)
-    if hole_for is not None and merged != faces:  # redo the mask with these faces' eyes and mouths protected
+    if hole_for is not None and not _same(merged, faces):  # redo the mask with these faces' eyes and mouths protected
         hole = hole_for([f.landmarks for f in merged])
     return merged, hole
 
@@ -101,13 +121,6 @@ def made_of_damage(face: Face, hole: np.ndarray) -> bool:
     return box.size > 0 and box.mean() >= 0.2
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
-
-
 def merge_looks(first: list[Face], second: list[Face], hole: np.ndarray) -> list[Face]:
     """One list of faces from the look at the photo (`first`) and the look through its filled damage.
 
@@ -117,13 +130,13 @@ def merge_looks(first: list[Face], second: list[Face], hole: np.ndarray) -> list
     """
     kept = []
     for f in first:
-        match = max(second, key=lambda g: _iou(f.box, g.box), default=None)
-        confirmed = match is not None and _iou(f.box, match.box) >= 0.3
+        match = max(second, key=lambda g: box_iou(f.box, g.box), default=None)
+        confirmed = match is not None and box_iou(f.box, match.box) >= 0.3
         if not made_of_damage(f, hole):
             kept.append(f)
         elif confirmed:
             kept.append(match)
-    kept += [g for g in second if all(_iou(g.box, k.box) < 0.3 for k in kept)]
+    kept += [g for g in second if all(box_iou(g.box, k.box) < 0.3 for k in kept)]
     kept.sort(key=lambda f: (f.box[1], f.box[0]))
     return kept
 

