@@ -20,7 +20,8 @@ average face's landmarks placed in the box (where MTCNN finds nothing, that alon
 val photos whose face `faceheal restore` missed under NVIDIA damage over 40-60 % of the face, with a
 box drawn up to 20 % too big and 8 % off centre (benchmarks/face_boxes.py): mean landmark error 0.30 /
 0.25 / 0.23 of the eye distance for the search / the average face / their mean, and the model's
-repair 21.1 / 21.7 / 21.9 dB in the face box (23.2 with the clean photo's landmarks).
+repair 21.1 / 21.7 / 21.9 dB in the face box (23.2 with the clean photo's landmarks); filling the damage
+with Navier-Stokes rather than Telea for the search, the mean 0.21.
 """
 from __future__ import annotations
 
@@ -161,7 +162,9 @@ def face_in_box(display: np.ndarray, hole: np.ndarray | None, box: tuple[float, 
     rx0, ry0, rx1, ry1 = int(max(0, x0 - m)), int(max(0, y0 - m)), int(min(w, np.ceil(x1 + m))), int(min(h, np.ceil(y1 + m)))
     region = np.ascontiguousarray(to_rgb8(display[ry0:ry1, rx0:rx1]))
     if hole is not None and hole[ry0:ry1, rx0:rx1].any():
-        region = cv2.inpaint(region, hole[ry0:ry1, rx0:rx1].astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+        # Navier-Stokes, as the detector's second look (faceheal/faces/find.py): on the val faces below,
+        # the mean landmark error 0.233 -> 0.207 of the eye distance against Telea's fill
+        region = cv2.inpaint(region, hole[ry0:ry1, rx0:rx1].astype(np.uint8) * 255, 5, cv2.INPAINT_NS)
     k = SEARCH_SIDE / side
     small = cv2.resize(region, (max(1, round(region.shape[1] * k)), max(1, round(region.shape[0] * k))),
                        interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
