@@ -65,10 +65,10 @@ def _face(x0, y0, x1, y1) -> Face:
 def test_boxes_add_drop_and_confirm_faces(tmp_path):
     photo = np.full((200, 300, 3), 128, np.uint8)  # nothing to find in it: an added face gets the average face's landmarks
     a, b = _face(10, 10, 60, 70), _face(200, 100, 260, 170)
-    boxes = FaceBoxes.read(boxes_file(tmp_path, "p.png,12,8,62,72,face\np.png,198,98,258,168,not-face\n"
+    boxes = FaceBoxes.read(boxes_file(tmp_path, "p.png,12,8,62,72,face\np.png,150,50,299,199,not-face\n"
                                                 "p.png,100,40,150,100\n")).by_photo["p.png"]
     faces = apply_face_boxes([a, b], boxes, photo, None)
-    assert faces[0] is a  # confirmed: the detection, with its landmarks
+    assert faces[0] is a  # confirmed: the detection, with its landmarks; b (centred in a much bigger not-face box) dropped
     assert len(faces) == 2 and faces[1].given and faces[1].box == (100, 40, 150, 100) and faces[1].score is None
     left_eye, right_eye = faces[1].landmarks[:2]
     assert 100 < left_eye[0] < 125 < right_eye[0] < 150 and 40 < left_eye[1] < 70  # in the box, where eyes are

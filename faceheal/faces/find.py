@@ -2,8 +2,9 @@
 
 Paint over both eyes hides a face from MTCNN; the edges of paint strokes can look like a small face.
 So where real damage lies beside every face found (or no face was found, or a found one may be made
-of paint) the detector looks a second time, on a copy with the damage filled, and the two looks are
-merged. Restore and `faceheal mask` both find faces here.
+of paint, or has paint over 5 % of its box) the detector looks a second time, on a copy with the
+damage filled, and the two looks are merged; a painted face takes the second look's landmarks.
+Restore and `faceheal mask` both find faces here.
 """
 from __future__ import annotations
 

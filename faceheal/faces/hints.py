@@ -10,8 +10,8 @@ the texture inpainter then fills it as if it were background. And now and then t
 
 `photo` is the path under the input folder (as the report's `path` ends) or the bare file name; the box
 is in the photo's pixels as displayed (EXIF rotation applied), as the report's `box`; `what` is `face`
-(the default: repair it with the face model, even if no detector finds it) or `not-face` (a detected
-face there is dropped, and its damage repaired as the rest of the photo).
+(the default: repair it with the face model, even if no detector finds it) or `not-face` (every
+detection whose centre lies in the box is dropped, and its damage repaired as the rest of the photo).
 
 A given box has no landmarks, and the face model needs them to align the face. Under the damage that
 hid the face they cannot be found well, so two guesses are averaged: MTCNN at low thresholds inside the
@@ -43,7 +43,7 @@ BOX_LANDMARKS = np.array([[0.2723, 0.3922], [0.7277, 0.3922], [0.5, 0.6053], [0.
 SEARCH_MARGIN = 0.5  # the region searched: the box and half its larger side around it
 SEARCH_SIDE = 160  # the box is resized to about this many pixels for the search
 SEARCH_THRESHOLDS = [0.2, 0.3, 0.3]  # MTCNN's three stages (its own: 0.6, 0.7, 0.7)
-MATCH_IOU = 0.3  # a detection is the box's face / a detected face is the one a not-face box names
+MATCH_IOU = 0.3  # a detection overlapping a `face` box this much is the face the box means
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,13 @@ class FaceBoxes:
 
 def apply_face_boxes(faces: list[Face], boxes: list[FaceBox], display: np.ndarray,
                      hole: np.ndarray | None) -> list[Face]:
-    """The detector's faces corrected by the user's boxes: detections a `not-face` box names are
-    dropped; a `face` box keeps the detection it names (the user confirmed it), else it becomes a face
+    """The detector's faces corrected by the user's boxes: detections whose centre lies in a
+    `not-face` box are dropped; a `face` box keeps the detection it names (the user confirmed it), else it becomes a face
     of its own, its landmarks searched for inside it (`face_in_box`)."""
     if not boxes:
         return faces
     h, w = display.shape[:2]
-    kept = [f for f in faces if not any(b.what == "not-face" and box_iou(f.box, b.box) >= MATCH_IOU for b in boxes)]
+    kept = [f for f in faces if not any(b.what == "not-face" and _centre_in(f.box, b.box) for b in boxes)]
     for b in boxes:
         if b.what != "face":
             continue
@@ -131,6 +131,11 @@ def apply_face_boxes(faces: list[Face], boxes: list[FaceBox], display: np.ndarra
         kept.append(face_in_box(display, hole, b.box))
     kept.sort(key=lambda f: (f.box[1], f.box[0]))
     return kept
+
+
+def _centre_in(box, outer) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
 
 
 _local = threading.local()
