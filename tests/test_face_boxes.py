@@ -53,6 +53,13 @@ def test_a_line_naming_no_input_or_two_inputs_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="'a.jpg' names 2 inputs"):
         FaceBoxes.read(boxes_file(tmp_path, "a.jpg,1,2,30,40\n")).check(two)
     FaceBoxes.read(boxes_file(tmp_path, "2/a.jpg,1,2,30,40\n")).check(two)
+    typed = Source(Path("scans/1/a.jpg"), Path("a.jpg"))  # `faceheal restore scans/1/a.jpg`: the report's path
+    boxes = FaceBoxes.read(boxes_file(tmp_path, "./scans/1/a.jpg,1,2,30,40\n"))
+    boxes.check([typed])
+    assert boxes.for_source(typed)[0].box == (1, 2, 30, 40)
+    absolute = FaceBoxes.read(boxes_file(tmp_path, f"{Path('scans/1/a.jpg').resolve()},1,2,30,40\n"))
+    absolute.check([typed])
+    assert absolute.for_source(typed)
 
 
 def _face(x0, y0, x1, y1) -> Face:
@@ -73,7 +80,7 @@ def test_boxes_add_drop_and_confirm_faces(tmp_path):
     left_eye, right_eye = faces[1].landmarks[:2]
     assert 100 < left_eye[0] < 125 < right_eye[0] < 150 and 40 < left_eye[1] < 70  # in the box, where eyes are
     assert faces[1].to_json()["given"] is True
-    with pytest.raises(FacehealError, match="lies outside the photo"):
+    with pytest.raises(FacehealError, match="faces.csv line 1: .*lies outside the photo"):
         apply_face_boxes([], FaceBoxes.read(boxes_file(tmp_path, "p.png,400,10,450,60\n")).by_photo["p.png"], photo, None)
 
 

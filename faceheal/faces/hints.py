@@ -8,7 +8,8 @@ the texture inpainter then fills it as if it were background. And now and then t
     solvay_1927.jpg,172,160,222,220,face
     group/1931.tif,400,120,460,190,not-face
 
-`photo` is the path under the input folder (as the report's `path` ends) or the bare file name; the box
+`photo` is the path as given on the command line (the report's `path`), the path under the input
+folder, or the bare file name; a first line starting with `photo` is a header; the box
 is in the photo's pixels as displayed (EXIF rotation applied), as the report's `box`; `what` is `face`
 (the default: repair it with the face model, even if no detector finds it) or `not-face` (every
 detection whose centre lies in the box is dropped, and its damage repaired as the rest of the photo).
@@ -51,6 +52,7 @@ class FaceBox:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the displayed photo's pixels
     what: str = "face"  # face | not-face
     line: int = 0  # in the file, for messages
+    where: str = ""  # "--face-boxes FILE line N", for messages
 
 
 class FaceBoxes:
@@ -88,18 +90,18 @@ class FaceBoxes:
             if what not in KINDS:
                 raise UsageError(f"{where}: {row[5]!r} is not one of {', '.join(KINDS)}")
             key = PurePosixPath(row[0].replace("\\", "/")).as_posix()
-            by_photo.setdefault(key, []).append(FaceBox((x0, y0, x1, y1), what, n))
+            by_photo.setdefault(key, []).append(FaceBox((x0, y0, x1, y1), what, n, where))
         return cls(path, by_photo)
 
     def check(self, sources) -> None:
         """Every line names one of the inputs, and a bare file name names only one: a typo or an
         ambiguity is a usage error before anything runs, not a box silently ignored."""
-        relative = {s.relative.as_posix() for s in sources}
+        paths = {k for s in sources for k in _path_keys(s)}
         names: dict[str, int] = {}
         for s in sources:
             names[s.relative.name] = names.get(s.relative.name, 0) + 1
         for key, boxes in self.by_photo.items():
-            if key in relative:
+            if key in paths:
                 continue
             if names.get(key, 0) > 1:
                 raise UsageError(f"--face-boxes {self.path} line {boxes[0].line}: {key!r} names "
@@ -108,7 +110,16 @@ class FaceBoxes:
                 raise UsageError(f"--face-boxes {self.path} line {boxes[0].line}: no input photo {key!r}")
 
     def for_source(self, source) -> list[FaceBox]:
-        return self.by_photo.get(source.relative.as_posix()) or self.by_photo.get(source.relative.name, [])
+        for key in _path_keys(source):
+            if key in self.by_photo:
+                return self.by_photo[key]
+        return self.by_photo.get(source.relative.name, [])
+
+
+def _path_keys(source) -> list[str]:
+    """The names a line may give a photo by, besides its bare file name: its path under the input
+    folder, the path as given on the command line (the report's `path`), and that path made absolute."""
+    return [source.relative.as_posix(), Path(source.path).as_posix(), Path(source.path).resolve().as_posix()]
 
 
 def apply_face_boxes(faces: list[Face], boxes: list[FaceBox], display: np.ndarray,
@@ -125,7 +136,7 @@ def apply_face_boxes(faces: list[Face], boxes: list[FaceBox], display: np.ndarra
             continue
         x0, y0, x1, y1 = b.box
         if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
-            raise FacehealError(f"face box line {b.line} ({x0:g},{y0:g},{x1:g},{y1:g}) lies outside the photo ({w}x{h})")
+            raise FacehealError(f"{b.where or 'face box'}: ({x0:g},{y0:g},{x1:g},{y1:g}) lies outside the photo ({w}x{h})")
         if any(box_iou(f.box, b.box) >= MATCH_IOU for f in kept):
             continue
         kept.append(face_in_box(display, hole, b.box))
