@@ -259,10 +259,12 @@ class _RunLog:
         self.manifest, self.progress, self.debug, self.skip_no_face = manifest, progress, debug, skip_no_face
         self.counts = {"ok": 0, "partial": 0, "unchanged": 0, "skipped": 0, "no-face": 0, "error": 0}
         self.faces = 0
+        self.given = 0  # faces added by --face-boxes
 
     def record(self, r) -> None:
         self.counts[r.status] += 1
         self.faces += len(r.faces)  # aligned inputs count as one face each
+        self.given += sum(1 for f in r.faces if f.face is not None and f.face.given)
         if r.failed:
             _err(f"{r.path}: {r.error}")
             if self.debug and r.traceback:
@@ -284,7 +286,8 @@ class _RunLog:
 
     def summary(self) -> str:
         c = self.counts
-        return (f"{_plural(self.faces, 'face')}, {c['ok'] + c['partial']} restored ({c['partial']} with damage left), "
+        given = f" ({self.given} from --face-boxes)" if self.given else ""
+        return (f"{_plural(self.faces, 'face')}{given}, {c['ok'] + c['partial']} restored ({c['partial']} with damage left), "
                 f"{c['unchanged']} unchanged, {c['skipped']} already done, {c['no-face']} without faces, "
                 f"{c['error']} failed")
 

@@ -95,6 +95,7 @@ def test_a_face_hidden_under_the_damage_is_repaired_by_the_face_model_when_its_b
         r = runner.invoke(app, ["restore", str(SOLVAY), "-o", str(tmp_path / name), "--mask", str(SOLVAY_MASK),
                                 "--report", str(tmp_path / f"{name}.jsonl"), *map(str, extra)])
         assert r.exit_code == 0, r.output
+        assert ("29 faces (1 from --face-boxes)" in r.output) == (name == "boxed"), r.output
         runs[name] = json.loads((tmp_path / f"{name}.jsonl").read_text())
     x0, y0, x1, y1 = HIDDEN_FACE
     assert not any(f["box"][0] < x1 and f["box"][2] > x0 and f["box"][1] < y1 and f["box"][3] > y0
