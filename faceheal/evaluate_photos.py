@@ -10,7 +10,7 @@ synthetic kind) is scaled into that face's box and painted white into the photo,
 through the Restorer with that mask supplied. Scores are taken inside the face box against the clean
 photo: PSNR, SSIM, LPIPS, beside OpenCV Telea and Navier-Stokes run on the same whole photos and masks,
 and the model alone on the same faces (the clean photo's aligned crop, the same damage warped into it,
-scored over the face box's footprint in the crop). Detection is recorded too: the face missed, false
+scored over the face box as the crop holds it). Detection is recorded too: the face missed, false
 faces, and the fraction of damaged face pixels left as they were.
 """
 from __future__ import annotations
@@ -174,10 +174,10 @@ def classical(cases: list[Case], method: int) -> list[np.ndarray]:
 
 def model_alone(cases: list[Case], inpainter: Inpainter) -> tuple[list, list]:
     """The model on the clean photo's aligned crop (landmarks found on the clean photo) with the damage
-    warped into it. Returns two lists of (prediction, truth) pairs: in the crop, over the face box's
-    footprint (no detection under damage, no paste-back, no writing: the model-alone figure), and
-    pasted back into the photo through the inverse warp, over the face box (the model with a perfect
-    detector: what the rest of the pipeline costs shows between this and end to end)."""
+    warped into it. Returns two lists of (prediction, truth) pairs: in the crop, over the face box (no
+    detection under damage, no paste-back, no writing: the model-alone figure), and pasted back into the
+    photo through the inverse warp, over the face box (the model with a perfect detector: what the rest
+    of the pipeline costs shows between this and end to end)."""
     from faceheal.faces.align import align_face, paste_back
 
     size = inpainter.crop_size
@@ -187,16 +187,28 @@ def model_alone(cases: list[Case], inpainter: Inpainter) -> tuple[list, list]:
         aligned = [align_face(c.clean, c.hole, c.face.landmarks, size) for c in part]
         pred = inpainter.inpaint(np.stack([a.crop for a in aligned]), np.stack([a.hole for a in aligned])).images
         for a, p, c in zip(aligned, pred, part):
-            x0, y0, x1, y1 = c.box
-            corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64) @ a.matrix[:, :2].T + a.matrix[:, 2]
-            cx0, cy0 = np.clip(np.floor(corners.min(0)).astype(int), 0, size)
-            cx1, cy1 = np.clip(np.ceil(corners.max(0)).astype(int), 0, size)
-            in_crop.append((p[cy0:cy1, cx0:cx1], a.crop[cy0:cy1, cx0:cx1]))
+            in_crop.append((box_in_crop(p, a.matrix, c.box), box_in_crop(a.crop, a.matrix, c.box)))
             canvas = c.damaged.astype(np.float32) / 255
             paste_back(canvas, np.zeros(c.hole.shape, np.float32), p, a.matrix, c.hole.astype(np.float32))
             canvas8 = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)
             pasted.append((_in_box(canvas8, c.box), _in_box(c.clean, c.box)))
     return in_crop, pasted
+
+
+def box_in_crop(crop: np.ndarray, matrix: np.ndarray, box) -> np.ndarray:
+    """The photo's face box as the crop holds it, at the crop's resolution, turned upright.
+
+    The crop is rotated against the photo, so the box is a tilted rectangle there; scoring its bounding
+    rectangle instead would count a margin of pixels the model was given (a 10 degree tilt: 34 % more
+    area, 1.3 dB more PSNR for nothing). Each pixel of the upright box takes the crop pixel under it
+    (nearest: no resampling that would smooth prediction and truth alike)."""
+    x0, y0, x1, y1 = box
+    a = matrix[:, :2]
+    s = float(np.sqrt(abs(np.linalg.det(a))))  # crop px per photo px
+    w, h = max(1, int(round((x1 - x0) * s))), max(1, int(round((y1 - y0) * s)))
+    to_crop = np.hstack([a / s, (a @ np.array([x0, y0], np.float64) + matrix[:, 2])[:, None]])
+    return cv2.warpAffine(crop, to_crop, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def _in_box(img: np.ndarray, box) -> np.ndarray:
@@ -282,7 +294,7 @@ def evaluate_photos(photos_root: Path, restorer, inpainter: Inpainter | None, ou
         "Each photo's main face is damaged (white paint, mask supplied) once per bin of face-box damage and "
         "restored by `faceheal restore`'s Restorer; PSNR (dB) / SSIM / LPIPS (lower is better) inside the face "
         "box against the clean photo. 'model alone': the generator on the clean photo's aligned crop with the "
-        "same damage, scored over the face box's footprint in the crop; 'model, pasted': that result pasted into the photo "
+        "same damage, scored over the face box as the crop holds it (turned upright, at the crop's resolution); 'model, pasted': that result pasted into the photo "
         "through the inverse warp, scored in the face box (a perfect detector). seam: gradient energy across the damage's "
         "edge over the clean photo's (1 = no seam, below 1 = a blurred band). missed / false: faces; left: damaged "
         "face-box pixels written back unrepaired.\n\n" + report["table"] + "\n")

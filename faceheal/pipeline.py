@@ -235,7 +235,8 @@ class Restorer:
             big = self.options.native_detail and scale >= NATIVE_DETAIL_SCALE
             finer = self.options.native_detail and scale >= FINE_TEXTURE_SCALE
             local_hole = hole[y0:y1, x0:x1]
-            native = classical_fill(canvas, local_hole, 3) if big else None  # before the paste: the photo's own pixels
+            edge = native_edge(scale)
+            native = classical_fill(canvas, local_hole, edge.radius, edge.method) if big else None  # before the paste: the photo's own pixels
             weight = np.zeros(image_weight.shape, np.float32)
             paste_back(canvas, weight, crop, shift_matrix(a.matrix, x0, y0), image_weight,
                        edge_feather=0 if self.options.aligned else 8)
@@ -244,7 +245,7 @@ class Restorer:
                 full = local_hole & (weight >= 0.999)
                 if full.any():
                     with self._timed("native_detail"):
-                        self._native_detail(canvas, native, full, scale)
+                        self._native_detail(canvas, native, full, scale, edge)
             if rim_px > 0:  # the damage's outermost pixels: the classical fill (see CLASSICAL_RIM_PX)
                 rim = local_hole & (weight >= 0.999) & (_inner_distance(local_hole) <= rim_px)
                 if rim.any():  # filled from both sides: the photo outside, the model's repair inside
@@ -268,15 +269,14 @@ class Restorer:
         res.pixels_changed = originals.count_changed()
         return out
 
-    def _native_detail(self, canvas: np.ndarray, native: np.ndarray, full: np.ndarray, scale: float) -> None:
+    def _native_detail(self, canvas: np.ndarray, native: np.ndarray, full: np.ndarray, scale: float, edge: NativeEdge) -> None:
         """A face bigger in the photo than its crop: thin damage resampled through the crop loses the
         photo's own pixels beside it (a damaged crop pixel covers `scale` photo pixels, so the crop's
         hole is wider than the photo's), and the repair comes back soft. So near the damage's edge the
-        classical fill made at the photo's resolution takes over, and the model's repair only deeper
-        in: a weight rising from 0 at NATIVE_BLEND_FROM to 1 at NATIVE_BLEND_FROM + NATIVE_BLEND_SPAN
-        crop pixels from the nearest undamaged pixel (measured in benchmarks/big_faces.py)."""
+        classical fill made at the photo's resolution takes over, and the model's repair deeper in
+        (`native_edge`: which fill, and how deep it reaches)."""
         depth = cv2.distanceTransform(full.astype(np.uint8), cv2.DIST_L2, 3) / scale
-        w = np.clip((depth - NATIVE_BLEND_FROM) / NATIVE_BLEND_SPAN, 0, 1)[full][:, None]
+        w = edge.model_weight(depth)[full][:, None]
         canvas[full] = np.clip((1 - w) * native[full] + w * canvas[full], 0, 1)
 
     def _fill_away_from_faces(self, out: np.ndarray, todo: np.ndarray, grain: bool, rng, originals: Originals,
@@ -547,11 +547,50 @@ CLASSICAL_RIM_PX = 1
 # the resampled repair from its soft copy, trained with L1, scored below the soft copy itself: 32.7
 # against 33.9 dB on val tiles, and was dropped.)
 NATIVE_DETAIL_SCALE = 1.05  # not at 1:1 (an aligned input): there the 1 px classical rim is the better edge
+# (the fill and how deep it reaches: `native_edge`, by scale)
 # ... and from this scale its repair also gets the fine texture around it (the crop cannot hold those
 # frequencies; at 1.0-1.5 it holds most of them, and added grain would cost PSNR for little):
 # CelebA-HQ val, faces 2-3x: sharpness ratio 0.05 -> 0.82 (the photos' own 0.86), LPIPS 0.068 -> 0.060
 FINE_TEXTURE_SCALE = 1.5
-NATIVE_BLEND_FROM, NATIVE_BLEND_SPAN = 0.5, 3.0
+
+
+@dataclass(frozen=True)
+class NativeEdge:
+    """How a face's repair meets the photo near the damage's edge: OpenCV's fill (`method`, `radius`)
+    made at the photo's resolution, giving way to the model's repair with depth (crop px from the
+    nearest undamaged pixel): the model's weight is 1 - exp(-depth / tau), or, with `ramp` (from,
+    span), rises linearly from 0 at `from` to 1 at `from + span` (and stays 1: no fill deep inside)."""
+
+    method: int
+    radius: int
+    tau: float = 0.0
+    ramp: tuple[float, float] | None = None
+
+    def model_weight(self, depth: np.ndarray) -> np.ndarray:
+        if self.ramp is not None:
+            return np.clip((depth - self.ramp[0]) / self.ramp[1], 0, 1)
+        return 1 - np.exp(-depth / self.tau)
+
+
+def native_edge(scale: float) -> NativeEdge:
+    """The edge blend for a face of `scale` photo px per crop px, chosen on 'val' photos in two regimes.
+
+    Faces 1.05-1.5x the crop's scale (`faceheal eval --photos` on 40 'val' All-Age-Faces photos, faces
+    1.1-1.3x; PSNR / LPIPS in the face box by bin 10-20 ... 50-60 %): Navier-Stokes with depth 1.5 beat
+    the earlier Telea with a linear ramp (0 at 0.5 crop px, 1 at 3.5) in every bin, NVIDIA masks
+    36.03/32.82/29.11/26.89/24.16 -> 36.14/32.91/29.15/26.94/24.17 dB (LPIPS within 0.0004), strokes
+    38.72/35.62/33.47/31.95/30.80 -> 38.95/35.72/33.59/32.03/30.82 (LPIPS 0.0166/0.0328/0.0517/0.0725/
+    0.0914 -> 0.0154/0.0308/0.0487/0.0683/0.0882), scratches 40.39/38.40 -> 40.54/38.52; depth 2.0
+    scored within 0.04 dB of 1.5, Navier-Stokes with the old ramp no better than Telea with it. Per
+    pixel, the best mix of model and Navier-Stokes there rose from 0.2-0.4 at the first pixel to 0.9 at
+    8 px. Faces from 1.5x (`benchmarks/big_faces.py --split val`, CelebA-HQ at 512 px, faces 2-3x):
+    the Telea ramp stays (24.86 dB, LPIPS 0.0591): Telea with tau 3 was no better (24.85, 0.0591) and
+    leaves some fill deep inside, which the fine texture added there does not want; Navier-Stokes lost
+    with every depth tried (tau 1.5 / 3 / 4 / the ramp: 24.66 / 24.81 / 24.78 / 24.83).
+    """
+    if scale < FINE_TEXTURE_SCALE:
+        return NativeEdge(cv2.INPAINT_NS, 5, tau=1.5)
+    return NativeEdge(cv2.INPAINT_TELEA, 3, ramp=(0.5, 3.0))
 
 
 def photo_px_per_crop_px(matrix: np.ndarray) -> float:

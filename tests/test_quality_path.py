@@ -270,3 +270,34 @@ def test_a_big_face_repair_gets_the_fine_texture_around_it(tmp_path, portrait):
         levels[grain, native] = hole_grain(read_rgb(tmp_path / f"out{grain}{native}" / "a.png"), block) / photo
     assert 0.2 < levels["auto", True] < 1.5
     assert levels["off", True] < 0.1 and levels["auto", False] < 0.1
+
+
+def test_the_model_alone_is_scored_over_the_face_box_itself_not_its_tilted_bounding_rectangle():
+    """A 10 degree crop holds the face box as a tilted rectangle: the model-alone score must cover those
+    pixels, upright and at the crop's resolution, not the wider rectangle around them."""
+    from faceheal.evaluate_photos import box_in_crop
+
+    rng = np.random.default_rng(0)
+    photo = cv2.GaussianBlur(rng.random((300, 300, 3)).astype(np.float32), (0, 0), 3)
+    angle, s = np.deg2rad(10), 0.8
+    a = s * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = np.hstack([a, (np.array([128.0, 128.0]) - a @ np.array([150.0, 150.0]))[:, None]])
+    crop = cv2.warpAffine(photo, matrix, (256, 256), flags=cv2.INTER_LINEAR)
+    box = (100, 90, 200, 210)
+    got = box_in_crop(crop, matrix, box)
+    assert got.shape[:2] == (96, 80)  # the box's 120 x 100 px at 0.8 crop px per photo px
+    want = cv2.resize(photo[90:210, 100:200], (80, 96), interpolation=cv2.INTER_AREA)
+    assert np.abs(got - want)[4:-4, 4:-4].mean() < 0.01
+
+
+def test_the_edge_blend_follows_the_faces_scale():
+    """Faces near the crop's scale: Navier-Stokes owns most of the first pixel and fades with depth (the
+    per-pixel best mix measured on 'val'); big faces: the Telea ramp, the model's alone from 3.5 crop px
+    (the fine texture is added there, over the model's repair only)."""
+    from faceheal.pipeline import native_edge
+
+    near, big = native_edge(1.2), native_edge(2.5)
+    assert near.method == cv2.INPAINT_NS and big.method == cv2.INPAINT_TELEA
+    w = near.model_weight(np.array([0.8, 1.5, 8.0]))
+    assert w[0] < 0.5 < w[1] and w[2] > 0.99
+    assert big.model_weight(np.array([0.5, 3.5, 10.0])).tolist() == [0.0, 1.0, 1.0]
