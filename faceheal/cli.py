@@ -277,6 +277,8 @@ class _RunLog:
             _err(f"{r.path}: {r.error}{done}")
         elif r.status == "partial":
             _err(f"{r.path}: warning: {r.error}")
+        for note in r.face_boxes:  # what the user's boxes did: worth a look, whatever the status
+            _err(f"{r.path}: {note}")
         line = json.dumps(r.to_json()) + "\n"
         for f in (self.report, self.manifest):
             if f:
@@ -364,7 +366,7 @@ def mask(
         raise _usage(str(e))
     failed = 0
     for src, err in write_masks(sources, out, sensitivity, overlay, faces_only, damage_detector, wide_damage,
-                                DETECTOR_PRECISION[precision], boxes):
+                                DETECTOR_PRECISION[precision], boxes, warn=_err):
         if err:
             failed += 1
             _err(f"{src.path}: {err}")

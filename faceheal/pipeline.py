@@ -90,6 +90,7 @@ class ImageResult:
     # the per-face decision's for the photo outside every face (detected damage flagged there only):
     # why a group photo's clothes or background were repainted, or left
     rest_damage_probability: float | None = None
+    face_boxes: list[str] = field(default_factory=list)  # what the user's --face-boxes did here, to check
     seconds: float = 0.0
     traceback: str | None = None  # of an unexpected exception, for --debug; not in the report
 
@@ -104,6 +105,8 @@ class ImageResult:
              "grain": self.grain, "seconds": round(self.seconds, 3)}
         if self.rest_damage_probability is not None:
             d["rest_damage_probability"] = self.rest_damage_probability
+        if self.face_boxes:
+            d["face_boxes"] = self.face_boxes
         return d
 
 
@@ -315,6 +318,7 @@ class Restorer:
         decision = item.mask_info.get("decision", {})
         probs = decision.get("face_damage_probability") or [None] * len(item.faces)
         res.rest_damage_probability = decision.get("rest_damage_probability")
+        res.face_boxes = list(item.mask_info.get("face_boxes", []))
         res.faces = [FaceResult(f, a.hole_ratio, lay, p) for f, a, lay, p in zip(item.faces, item.aligned, layouts, probs)]
         # the damage as found (compose leaves only what it did not repair), written after the photo
         found = item.hole.copy() if self.options.masks_dir is not None else None
@@ -512,13 +516,14 @@ class Restorer:
         """No face: reported as such; the output is a byte-for-byte copy (or, for a mask the user drew,
         the photo with that damage repaired) unless --skip-no-face. Detected damage on a photo with no
         face is left: faceheal restores portraits, and a copy is what an archive expects of the rest."""
-        res = ImageResult(path=str(g.source.path), status="no-face", error=str(g.error))
+        res = ImageResult(path=str(g.source.path), status="no-face", error=str(g.error),
+                          face_boxes=list(g.mask_info.get("face_boxes", [])))
         if self.options.skip_no_face:
             return res
         if self._fills_outside() and not self.masks.is_auto and g.hole is not None and g.hole.any():
             g.faces, g.aligned = [], []
             res = self.finish(g, [], [], out_path)
-            res.status, res.error = "no-face", str(g.error)
+            res.status, res.error = "no-face", str(g.error)  # finish kept the face boxes' notes
         else:
             copy_exact(g.source.path, out_path)
             res.output = str(out_path)

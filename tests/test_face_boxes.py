@@ -134,3 +134,36 @@ def test_mask_drops_a_face_named_not_a_face(tmp_path, portrait):
     r = runner.invoke(app, ["mask", str(tmp_path / "in"), "-o", str(tmp_path / "m2"), "--faces-only", "--face-boxes", str(csv)])
     assert r.exit_code == 0, r.output
     assert not read_rgb(tmp_path / "m2" / "p.png").any()
+
+
+def test_what_the_boxes_did_is_said_per_box(tmp_path):
+    """A dropped detection is named (the report keeps what was removed); a not-face box holding no
+    detection's centre and a face box where nothing was found are said too: a slip in the box file
+    shows instead of passing silently."""
+    photo = np.full((200, 300, 3), 128, np.uint8)
+    b = _face(200, 100, 260, 170)
+    boxes = FaceBoxes.read(boxes_file(tmp_path, "p.png,150,50,299,199,not-face\np.png,0,0,40,40,not-face\n"
+                                                "p.png,100,40,150,100\n")).by_photo["p.png"]
+    notes = []
+    apply_face_boxes([b], boxes, photo, None, notes)
+    assert notes[0].endswith("faces.csv line 1: dropped the face detected at (200,100,260,170) (score 0.99)")
+    assert "faces.csv line 2: not-face box (0,0,40,40) holds no detected face's centre" in notes[1]
+    assert "faces.csv line 3: no face found inside (100,40,150,100)" in notes[2]
+    notes = []
+    apply_face_boxes([b], boxes[:1], photo, None, notes)
+    assert len(notes) == 1  # the box that did its job: one line naming what it dropped
+
+
+def test_restore_reports_and_prints_what_the_boxes_did(tmp_path, portrait):
+    photo = portrait.copy()
+    h, w = photo.shape[:2]
+    photo[h // 3:h // 3 + 4, w // 4:3 * w // 4] = 255
+    write_png(tmp_path / "in" / "p.png", photo)
+    csv = boxes_file(tmp_path, "p.png,0,0,10,10,not-face\n")
+    r = runner.invoke(app, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--face-boxes", str(csv),
+                            "--report", str(tmp_path / "r.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert "p.png: --face-boxes" in r.output
+    assert "faces.csv line 1: not-face box (0,0,10,10) holds no detected face's centre" in r.output
+    line = json.loads((tmp_path / "r.jsonl").read_text())
+    assert line["status"] == "ok" and len(line["face_boxes"]) == 1

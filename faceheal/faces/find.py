@@ -47,7 +47,7 @@ SECOND_LOOK_FILL = cv2.INPAINT_NS  # the fill the second look sees through
 def find_faces(detector: FaceDetector, display: np.ndarray, hole: np.ndarray | None = None,
                hole_for: Callable[[list[np.ndarray]], np.ndarray] | None = None,
                timed: Callable = lambda stage: contextlib.nullcontext(),
-               boxes: Sequence[FaceBox] = ()) -> tuple[list[Face], np.ndarray | None]:
+               boxes: Sequence[FaceBox] = (), notes: list[str] | None = None) -> tuple[list[Face], np.ndarray | None]:
     """The faces of a photo (photo pixels) and its damage mask, as restore and `faceheal mask` find them.
 
     `hole`: a mask given by the user; or `hole_for(landmarks)`: the automatic mask, which depends on the
@@ -60,11 +60,12 @@ def find_faces(detector: FaceDetector, display: np.ndarray, hole: np.ndarray | N
     damage filled, and the two looks are merged (`merge_looks`).
 
     `boxes`: the user's corrections for this photo (`--face-boxes`, faceheal/faces/hints.py), applied
-    last: faces added where no look found one, detections named `not-face` dropped.
+    last: faces added where no look found one, detections named `not-face` dropped (`notes` gets what
+    they did that the user should hear of: `apply_face_boxes`).
     """
     faces, hole = _looks(detector, display, hole, hole_for, timed)
     if boxes:
-        corrected = apply_face_boxes(faces, list(boxes), display, hole)
+        corrected = apply_face_boxes(faces, list(boxes), display, hole, notes)
         if hole_for is not None and not _same(corrected, faces):  # the given faces' eyes and mouths protected too
             hole = hole_for([f.landmarks for f in corrected])
         faces = corrected

@@ -123,14 +123,30 @@ def _path_keys(source) -> list[str]:
 
 
 def apply_face_boxes(faces: list[Face], boxes: list[FaceBox], display: np.ndarray,
-                     hole: np.ndarray | None) -> list[Face]:
+                     hole: np.ndarray | None, notes: list[str] | None = None) -> list[Face]:
     """The detector's faces corrected by the user's boxes: detections whose centre lies in a
     `not-face` box are dropped; a `face` box keeps the detection it names (the user confirmed it), else it becomes a face
-    of its own, its landmarks searched for inside it (`face_in_box`)."""
+    of its own, its landmarks searched for inside it (`face_in_box`).
+
+    `notes` (if given) gets a line per box that did something worth a look: each detection a not-face
+    box dropped (so the report says what was removed), a not-face box that dropped nothing (a typo in
+    its coordinates?), a face box where no look found a face (placed from the box alone)."""
     if not boxes:
         return faces
+    notes = [] if notes is None else notes
     h, w = display.shape[:2]
-    kept = [f for f in faces if not any(b.what == "not-face" and _centre_in(f.box, b.box) for b in boxes)]
+    kept = list(faces)
+    for b in boxes:
+        if b.what != "not-face":
+            continue
+        dropped = [f for f in kept if _centre_in(f.box, b.box)]
+        kept = [f for f in kept if not any(f is d for d in dropped)]
+        where = b.where or "not-face box"
+        for f in dropped:
+            notes.append(f"{where}: dropped the face detected at {_box_text(f.box)}"
+                         + (f" (score {f.score:.2f})" if f.score is not None else ""))
+        if not dropped:
+            notes.append(f"{where}: not-face box {_box_text(b.box)} holds no detected face's centre: nothing dropped")
     for b in boxes:
         if b.what != "face":
             continue
@@ -139,9 +155,17 @@ def apply_face_boxes(faces: list[Face], boxes: list[FaceBox], display: np.ndarra
             raise FacehealError(f"{b.where or 'face box'}: ({x0:g},{y0:g},{x1:g},{y1:g}) lies outside the photo ({w}x{h})")
         if any(box_iou(f.box, b.box) >= MATCH_IOU for f in kept):
             continue
-        kept.append(face_in_box(display, hole, b.box))
+        face = face_in_box(display, hole, b.box)
+        if face.score is None:
+            notes.append(f"{b.where or 'face box'}: no face found inside {_box_text(b.box)}: "
+                         "its landmarks are the average face's, placed by the box alone")
+        kept.append(face)
     kept.sort(key=lambda f: (f.box[1], f.box[0]))
     return kept
+
+
+def _box_text(box) -> str:
+    return "(" + ",".join(f"{v:.0f}" for v in box) + ")"
 
 
 def _centre_in(box, outer) -> bool:

@@ -91,7 +91,8 @@ class MaskSource:
         before detection); a detected one is made once the faces are known (faceheal/faces/find.py
         looks again through heavy damage), then the per-face decision drops the flags of undamaged
         faces (no face: the photo is judged as one region). `face_boxes`: the user's --face-boxes
-        (faceheal/faces/hints.py `FaceBoxes`), this photo's applied."""
+        (faceheal/faces/hints.py `FaceBoxes`), this photo's applied; what they did that the user should
+        hear of is in the provenance's "face_boxes"."""
         info: dict = {}
         if self.is_auto:
             def hole_for(landmarks):
@@ -104,7 +105,10 @@ class MaskSource:
             hole_for = None
             hole, info = self.mask_for(source, display)
         boxes = face_boxes.for_source(source) if face_boxes is not None else ()
-        faces, hole = find_faces(detector, display, hole, hole_for, timed, boxes)
+        notes: list[str] = []
+        faces, hole = find_faces(detector, display, hole, hole_for, timed, boxes, notes)
+        if notes:
+            info["face_boxes"] = notes
         hole = self.decided(hole, regions_of(faces, display.shape[:2], crop_size), info)
         return faces, hole, info
 
@@ -161,11 +165,12 @@ def auto_damage_mask(sensitivity: float = 0.5, detector: str = "auto", wide: boo
 
 
 def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool = False, faces_only: bool = False,
-                detector: str = "auto", wide: bool = False, precision: str = "auto", face_boxes=None):
+                detector: str = "auto", wide: bool = False, precision: str = "auto", face_boxes=None,
+                warn=lambda line: None):
     """`faceheal mask`: for each source, write `<out>/<relative>.png` (white = damaged), the mask
     `faceheal restore` would repair with the same options (`face_boxes`: its --face-boxes), and the
     review overlay when asked. Yields
-    (source, error or None); the batch goes on after a failure."""
+    (source, error or None); the batch goes on after a failure. `warn` gets what the face boxes did."""
     from faceheal.errors import FacehealError
     from faceheal.faces.detect import MtcnnDetector
     from faceheal.images import read_image, to_rgb8, write_png
@@ -177,7 +182,9 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     for src in sources:
         try:
             display = read_image(src.path).display()
-            faces, mask, _ = masks.find(face_detector, src, display, face_boxes=face_boxes)
+            faces, mask, info = masks.find(face_detector, src, display, face_boxes=face_boxes)
+            for note in info.get("face_boxes", []):  # what the boxes did, as restore says it
+                warn(f"{src.path}: {note}")
             if faces_only:
                 inside = np.zeros(mask.shape, bool)
                 for x0, y0, x1, y1 in regions_of(faces, mask.shape):
