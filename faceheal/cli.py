@@ -253,7 +253,8 @@ def restore(
 
 class _RunLog:
     """What a restore run tells as it goes: one stderr line per photo that failed, has no face or has
-    damage left; one JSON line per photo in --report (a new file) and the manifest; the counts."""
+    damage left, and what may need a look (face boxes, possible faces); one JSON line per photo in
+    --report (a new file) and the manifest; the counts."""
 
     def __init__(self, report: Path | None, manifest, progress, debug: bool, skip_no_face: bool):
         self.report = open(report, "w") if report else None  # this run's report, not appended to an old one
@@ -261,6 +262,7 @@ class _RunLog:
         self.counts = {"ok": 0, "partial": 0, "unchanged": 0, "skipped": 0, "no-face": 0, "error": 0}
         self.faces = 0
         self.given = 0  # faces added by --face-boxes
+        self.possible = 0  # faces that may be hidden under the damage (warned of)
 
     def record(self, r) -> None:
         self.counts[r.status] += 1
@@ -279,6 +281,12 @@ class _RunLog:
             _err(f"{r.path}: warning: {r.error}")
         for note in r.face_boxes:  # what the user's boxes did: worth a look, whatever the status
             _err(f"{r.path}: {note}")
+        if r.possible_faces:
+            from faceheal.masks.source import possible_face_warning
+
+            for f in r.possible_faces:
+                _err(f"{r.path}: {possible_face_warning(f)}")
+        self.possible += len(r.possible_faces)
         line = json.dumps(r.to_json()) + "\n"
         for f in (self.report, self.manifest):
             if f:
@@ -290,7 +298,8 @@ class _RunLog:
     def summary(self) -> str:
         c = self.counts
         given = f" ({self.given} from --face-boxes)" if self.given else ""
-        return (f"{_plural(self.faces, 'face')}{given}, {c['ok'] + c['partial']} restored ({c['partial']} with damage left), "
+        possible = f" ({_plural(self.possible, 'possible face')} under the damage: see the warnings)" if self.possible else ""
+        return (f"{_plural(self.faces, 'face')}{given}{possible}, {c['ok'] + c['partial']} restored ({c['partial']} with damage left), "
                 f"{c['unchanged']} unchanged, {c['skipped']} already done, {c['no-face']} without faces, "
                 f"{c['error']} failed")
 

@@ -250,8 +250,11 @@ def detection_outcome(case: Case, result, output: np.ndarray) -> dict:
     x0, y0, x1, y1 = case.box
     hole = case.hole[y0:y1, x0:x1]
     left = (output[y0:y1, x0:x1] == case.damaged[y0:y1, x0:x1]).all(-1) & hole
+    possible = [tuple(p["box"]) for p in result.possible_faces]
+    named = not hit and any(box_iou(b, case.face.box) >= 0.4 for b in possible)
+    possible_false = sum(1 for b in possible if all(box_iou(b, f.box) < 0.4 for f in case.clean_faces))
     return {"found": hit, "false_faces": false, "damaged": int(hole.sum()), "left": int(left.sum()),
-            "status": result.status}
+            "status": result.status, "missed_but_warned": named, "false_warnings": possible_false}
 
 
 def evaluate_photos(photos_root: Path, restorer, inpainter: Inpainter | None, out_prefix: Path, *,
@@ -296,8 +299,9 @@ def evaluate_photos(photos_root: Path, restorer, inpainter: Inpainter | None, ou
         "box against the clean photo. 'model alone': the generator on the clean photo's aligned crop with the "
         "same damage, scored over the face box as the crop holds it (turned upright, at the crop's resolution); 'model, pasted': that result pasted into the photo "
         "through the inverse warp, scored in the face box (a perfect detector). seam: gradient energy across the damage's "
-        "edge over the clean photo's (1 = no seam, below 1 = a blurred band). missed / false: faces; left: damaged "
-        "face-box pixels written back unrepaired.\n\n" + report["table"] + "\n")
+        "edge over the clean photo's (1 = no seam, below 1 = a blurred band). missed / false: faces; missed but "
+        "warned: missed faces restore named as possible faces under the damage (a warning), false warnings: possible faces "
+        "that are none; left: damaged face-box pixels written back unrepaired.\n\n" + report["table"] + "\n")
     if grids:
         grid = np.concatenate(grids, 0)
         cv2.imwrite(str(out_prefix.with_suffix(".png")), grid[..., ::-1])
@@ -317,6 +321,8 @@ def summarise(cases: list[Case], scores: dict[str, list[dict]], outcomes: list[d
         damaged = sum(outcomes[i]["damaged"] for i in sel)
         row["missed"] = sum(not outcomes[i]["found"] for i in sel)
         row["false_faces"] = sum(outcomes[i]["false_faces"] for i in sel)
+        row["missed_but_warned"] = sum(outcomes[i]["missed_but_warned"] for i in sel)  # named as a possible face
+        row["false_warnings"] = sum(outcomes[i]["false_warnings"] for i in sel)
         row["left"] = sum(outcomes[i]["left"] for i in sel) / max(damaged, 1)
         row["reported_ok_with_damage_left"] = sum(outcomes[i]["left"] > 0 and outcomes[i]["status"] == "ok" for i in sel)
         rows.append(row)
@@ -329,15 +335,16 @@ def markdown(report: dict) -> str:
         methods = [m for m in ("telea", "navier-stokes", "faceheal", "model, pasted", "model alone") if m in k["bins"][0]] if k["bins"] else []
         lines += [f"**{kind}** damage ({len(k['skipped'])} photos skipped: no face on the clean photo or unreadable)", "",
                   "| face damage | n | " + " | ".join(f"{m} PSNR / SSIM / LPIPS" for m in methods)
-                  + " | faceheal - telea | seam: telea / faceheal | missed / false | left |",
-                  "|---|---|" + "---|" * (len(methods) + 4)]
+                  + " | faceheal - telea | seam: telea / faceheal | missed / false | missed but warned / false warnings | left |",
+                  "|---|---|" + "---|" * (len(methods) + 5)]
         for r in k["bins"]:
             cells = [f"{r[m]['psnr']:.2f} / {r[m]['ssim']:.3f} / " + (f"{r[m]['lpips']:.3f}" if r[m]["lpips"] is not None else "-")
                      for m in methods]
             gain = r["faceheal"]["psnr"] - r["telea"]["psnr"]
             lines.append(f"| {r['bin']} | {r['n']} | " + " | ".join(cells)
                          + f" | {gain:+.2f} dB | {r['telea']['seam']:.2f} / {r['faceheal']['seam']:.2f}"
-                         + f" | {r['missed']} / {r['false_faces']} | {100 * r['left']:.2f} % |")
+                         + f" | {r['missed']} / {r['false_faces']} | {r['missed_but_warned']} / {r['false_warnings']}"
+                         + f" | {100 * r['left']:.2f} % |")
         lines.append("")
     return "\n".join(lines)
 

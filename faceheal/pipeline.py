@@ -91,6 +91,7 @@ class ImageResult:
     # why a group photo's clothes or background were repainted, or left
     rest_damage_probability: float | None = None
     face_boxes: list[str] = field(default_factory=list)  # what the user's --face-boxes did here, to check
+    possible_faces: list[dict] = field(default_factory=list)  # faces that may be hidden under the damage (box, score)
     seconds: float = 0.0
     traceback: str | None = None  # of an unexpected exception, for --debug; not in the report
 
@@ -107,6 +108,8 @@ class ImageResult:
             d["rest_damage_probability"] = self.rest_damage_probability
         if self.face_boxes:
             d["face_boxes"] = self.face_boxes
+        if self.possible_faces:
+            d["possible_faces"] = self.possible_faces
         return d
 
 
@@ -319,6 +322,7 @@ class Restorer:
         probs = decision.get("face_damage_probability") or [None] * len(item.faces)
         res.rest_damage_probability = decision.get("rest_damage_probability")
         res.face_boxes = list(item.mask_info.get("face_boxes", []))
+        res.possible_faces = list(item.mask_info.get("possible_faces", []))
         res.faces = [FaceResult(f, a.hole_ratio, lay, p) for f, a, lay, p in zip(item.faces, item.aligned, layouts, probs)]
         # the damage as found (compose leaves only what it did not repair), written after the photo
         found = item.hole.copy() if self.options.masks_dir is not None else None
@@ -517,7 +521,8 @@ class Restorer:
         the photo with that damage repaired) unless --skip-no-face. Detected damage on a photo with no
         face is left: faceheal restores portraits, and a copy is what an archive expects of the rest."""
         res = ImageResult(path=str(g.source.path), status="no-face", error=str(g.error),
-                          face_boxes=list(g.mask_info.get("face_boxes", [])))
+                          face_boxes=list(g.mask_info.get("face_boxes", [])),
+                          possible_faces=list(g.mask_info.get("possible_faces", [])))
         if self.options.skip_no_face:
             return res
         if self._fills_outside() and not self.masks.is_auto and g.hole is not None and g.hole.any():

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from faceheal.cli import app
 from faceheal.errors import FacehealError, UsageError
-from faceheal.faces.detect import Face
+from faceheal.faces.detect import Face, box_iou
 from faceheal.faces.hints import FaceBoxes, apply_face_boxes
 from faceheal.sources import Source
 from tests.conftest import EXAMPLES, read_rgb, write_png
@@ -98,6 +98,9 @@ def test_a_face_hidden_under_the_damage_is_repaired_by_the_face_model_when_its_b
         assert ("29 faces (1 from --face-boxes)" in r.output) == (name == "boxed"), r.output
         runs[name] = json.loads((tmp_path / f"{name}.jsonl").read_text())
     x0, y0, x1, y1 = HIDDEN_FACE
+    # not taken as a face without the box, but named as a possible one, with a warning
+    assert any(box_iou(f["box"], HIDDEN_FACE) >= 0.5 for f in runs["plain"]["possible_faces"])
+    assert not any(box_iou(f["box"], HIDDEN_FACE) >= 0.5 for f in runs["boxed"].get("possible_faces", []))
     assert not any(f["box"][0] < x1 and f["box"][2] > x0 and f["box"][1] < y1 and f["box"][3] > y0
                    for f in runs["plain"]["faces"])
     given = [f for f in runs["boxed"]["faces"] if f.get("given")]
@@ -167,3 +170,18 @@ def test_restore_reports_and_prints_what_the_boxes_did(tmp_path, portrait):
     assert "faces.csv line 1: not-face box (0,0,10,10) holds no detected face's centre" in r.output
     line = json.loads((tmp_path / "r.jsonl").read_text())
     assert line["status"] == "ok" and len(line["face_boxes"]) == 1
+
+
+def test_a_possible_face_is_confident_damaged_and_beside_every_face_kept(tmp_path):
+    from faceheal.faces.find import possible_faces
+
+    hole = np.zeros((200, 300), bool)
+    hole[20:80, 100:160] = True  # paint over the candidates at (100..160, 20..80)
+    kept = _face(10, 10, 60, 70)
+    c = [Face((100, 20, 160, 80), 0.9, kept.landmarks), Face((102, 22, 158, 78), 0.8, kept.landmarks),
+         Face((12, 12, 58, 68), 0.95, kept.landmarks), Face((200, 100, 260, 170), 0.95, kept.landmarks),
+         Face((100, 20, 160, 80), 0.4, kept.landmarks)]
+    got = possible_faces(c, [kept], hole)
+    assert [f.box for f in got] == [(100, 20, 160, 80)]  # not the duplicate, the face kept, the undamaged, the unsure
+    boxes = FaceBoxes.read(boxes_file(tmp_path, "p.png,90,10,170,90,not-face\n")).by_photo["p.png"]
+    assert possible_faces(c, [kept], hole, boxes) == []

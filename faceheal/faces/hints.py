@@ -174,7 +174,7 @@ def _centre_in(box, outer) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _lenient_detector():
+def lenient_detector():
     """MTCNN at the search's low stage thresholds, every size (its nets are per thread)."""
     from faceheal.faces.detect import MtcnnDetector
 
@@ -201,7 +201,7 @@ def face_in_box(display: np.ndarray, hole: np.ndarray | None, box: tuple[float, 
     small = cv2.resize(region, (max(1, round(region.shape[1] * k)), max(1, round(region.shape[0] * k))),
                        interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
     best, best_iou, score = None, MATCH_IOU, None
-    for f in _lenient_detector().detect(small):
+    for f in lenient_detector().detect(small):
         bx0, by0, bx1, by1 = f.box
         overlap = box_iou((bx0 / k + rx0, by0 / k + ry0, bx1 / k + rx0, by1 / k + ry0), box)
         if overlap > best_iou:

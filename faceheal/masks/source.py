@@ -106,11 +106,22 @@ class MaskSource:
             hole, info = self.mask_for(source, display)
         boxes = face_boxes.for_source(source) if face_boxes is not None else ()
         notes: list[str] = []
-        faces, hole = find_faces(detector, display, hole, hole_for, timed, boxes, notes)
+        possible: list[Face] = []
+        faces, hole = find_faces(detector, display, hole, hole_for, timed, boxes, notes, possible)
         if notes:
             info["face_boxes"] = notes
+        if possible:  # what may be a face under the damage, repaired as background: the user should look
+            info["possible_faces"] = [{"box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 3)}
+                                      for f in possible]
         hole = self.decided(hole, regions_of(faces, display.shape[:2], crop_size), info)
         return faces, hole, info
+
+
+def possible_face_warning(f: dict) -> str:
+    """The line that tells the user of a face that may be hidden under the damage (`possible_faces`)."""
+    box = ",".join(f"{v:.0f}" for v in f["box"])
+    return (f"warning: a face may be hidden under the damage at ({box}) (found only through the filled damage, "
+            f"confidence {f['score']:.2f}); it was repaired as background: if it is a face, give its box in --face-boxes")
 
 
 def mask_sha256(mask: np.ndarray) -> str:
@@ -185,6 +196,8 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
             faces, mask, info = masks.find(face_detector, src, display, face_boxes=face_boxes)
             for note in info.get("face_boxes", []):  # what the boxes did, as restore says it
                 warn(f"{src.path}: {note}")
+            for f in info.get("possible_faces", []):
+                warn(f"{src.path}: {possible_face_warning(f)}")
             if faces_only:
                 inside = np.zeros(mask.shape, bool)
                 for x0, y0, x1, y1 in regions_of(faces, mask.shape):
