@@ -215,5 +215,6 @@ def detect_through_damage(detector: FaceDetector, small: np.ndarray, hole: np.nd
     if lenient is not None:
         from faceheal.faces.hints import lenient_detector
 
-        lenient += lenient_detector().detect(filled, scale)
+        # faces as small as the detector's own smallest: a smaller one would not be repaired as a face
+        lenient += lenient_detector(int(getattr(detector, "min_face", 20))).detect(filled, scale)
     return detector.detect(filled, scale, threshold=SECOND_LOOK_THRESHOLD)

@@ -173,12 +173,12 @@ def _centre_in(box, outer) -> bool:
     return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
 
 
-@functools.lru_cache(maxsize=1)
-def lenient_detector():
-    """MTCNN at the search's low stage thresholds, every size (its nets are per thread)."""
+@functools.lru_cache(maxsize=2)
+def lenient_detector(min_face: int = 0):
+    """MTCNN at the search's low stage thresholds, faces from `min_face` px (its nets are per thread)."""
     from faceheal.faces.detect import MtcnnDetector
 
-    return MtcnnDetector(min_face=0, threshold=SEARCH_THRESHOLDS[2], stage_thresholds=SEARCH_THRESHOLDS)
+    return MtcnnDetector(min_face=min_face, threshold=SEARCH_THRESHOLDS[2], stage_thresholds=SEARCH_THRESHOLDS)
 
 
 def face_in_box(display: np.ndarray, hole: np.ndarray | None, box: tuple[float, float, float, float]) -> Face:
