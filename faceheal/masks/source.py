@@ -110,7 +110,7 @@ class MaskSource:
         faces, hole = find_faces(detector, display, hole, hole_for, timed, boxes, notes, possible)
         if notes:
             info["face_boxes"] = notes
-        if possible:  # what may be a face under the damage, repaired as background: the user should look
+        if possible:  # what may be a face under the damage, not repaired as one: the user should look
             info["possible_faces"] = [{"box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 3)}
                                       for f in possible]
         hole = self.decided(hole, regions_of(faces, display.shape[:2], crop_size), info)
@@ -121,7 +121,7 @@ def possible_face_warning(f: dict) -> str:
     """The line that tells the user of a face that may be hidden under the damage (`possible_faces`)."""
     box = ",".join(f"{v:.0f}" for v in f["box"])
     return (f"warning: a face may be hidden under the damage at ({box}) (found only through the filled damage, "
-            f"confidence {f['score']:.2f}); it was repaired as background: if it is a face, give its box in --face-boxes")
+            f"confidence {f['score']:.2f}); it was not repaired as a face: if it is one, give its box in --face-boxes")
 
 
 def mask_sha256(mask: np.ndarray) -> str:
