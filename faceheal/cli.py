@@ -279,13 +279,11 @@ class _RunLog:
             _err(f"{r.path}: {r.error}{done}")
         elif r.status == "partial":
             _err(f"{r.path}: warning: {r.error}")
-        for note in r.face_boxes:  # what the user's boxes did: worth a look, whatever the status
-            _err(f"{r.path}: {note}")
-        if r.possible_faces:
-            from faceheal.masks.source import possible_face_warning
+        if r.face_boxes or r.possible_faces:  # worth a look, whatever the status
+            from faceheal.masks.source import lines_to_check
 
-            for f in r.possible_faces:
-                _err(f"{r.path}: {possible_face_warning(f)}")
+            for line in lines_to_check(r.face_boxes, r.possible_faces):
+                _err(f"{r.path}: {line}")
         self.possible += len(r.possible_faces)
         line = json.dumps(r.to_json()) + "\n"
         for f in (self.report, self.manifest):

@@ -253,16 +253,15 @@ class Restorer:
             paste_back(canvas, weight, crop, shift_matrix(a.matrix, x0, y0), image_weight,
                        edge_feather=0 if self.options.aligned else 8)
             changed = weight > 0
+            took = weight >= 0.999  # the crop's repair whole here (not faded at the crop's edge)
+            full = local_hole & took
             if classical:  # no face model: its crop would only hold OpenCV's fill resampled twice
-                full = local_hole & (weight >= 0.999)
                 canvas[full] = native[full]
-            if big:
-                full = local_hole & (weight >= 0.999)
-                if full.any():
-                    with self._timed("native_detail"):
-                        self._native_detail(canvas, native, full, scale, edge)
+            if big and full.any():
+                with self._timed("native_detail"):
+                    self._native_detail(canvas, native, full, scale, edge)
             if rim_px > 0:  # the damage's outermost pixels: the classical fill (see CLASSICAL_RIM_PX)
-                rim = local_hole & (weight >= 0.999) & (_inner_distance(local_hole) <= rim_px)
+                rim = full & (_inner_distance(local_hole) <= rim_px)
                 if rim.any():  # filled from both sides: the photo outside, the model's repair inside
                     canvas[rim] = classical_fill(canvas, rim, 5, cv2.INPAINT_NS)[rim]
             if tone is not None and changed.any():  # a toned print: repairs take its tone, not the model's colour
@@ -273,7 +272,7 @@ class Restorer:
                 canvas = add_grain(canvas, changed, rng)
             originals.keep(y0, y1, x0, x1, changed)
             out[y0:y1, x0:x1] = from_float_rgb(canvas, out[y0:y1, x0:x1], changed)
-            covered.append(((y0, y1, x0, x1), weight >= 0.999))
+            covered.append(((y0, y1, x0, x1), took))
         for (y0, y1, x0, x1), took in covered:  # the damage no face repaired, in place
             hole[y0:y1, x0:x1] &= ~took
         if self._fills_outside() and hole.any():

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from faceheal.faces.detect import Face, FaceDetector, box_iou
-from faceheal.faces.hints import FaceBox, apply_face_boxes
+from faceheal.faces.hints import FaceBox, apply_face_boxes, centre_in
 from faceheal.images import to_rgb8
 
 
@@ -94,8 +94,7 @@ def possible_faces(candidates: list[Face], faces: list[Face], hole: np.ndarray, 
             continue
         if any(box_iou(c.box, f.box) >= 0.3 for f in faces + out):
             continue
-        cx, cy = (c.box[0] + c.box[2]) / 2, (c.box[1] + c.box[3]) / 2
-        if any(b.what == "not-face" and b.box[0] <= cx <= b.box[2] and b.box[1] <= cy <= b.box[3] for b in boxes):
+        if any(b.what == "not-face" and centre_in(c.box, b.box) for b in boxes):
             continue
         out.append(c)
     return out

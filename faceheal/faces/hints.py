@@ -139,7 +139,7 @@ def apply_face_boxes(faces: list[Face], boxes: list[FaceBox], display: np.ndarra
     for b in boxes:
         if b.what != "not-face":
             continue
-        dropped = [f for f in kept if _centre_in(f.box, b.box)]
+        dropped = [f for f in kept if centre_in(f.box, b.box)]
         kept = [f for f in kept if not any(f is d for d in dropped)]
         where = b.where or "not-face box"
         for f in dropped:
@@ -168,17 +168,18 @@ def _box_text(box) -> str:
     return "(" + ",".join(f"{v:.0f}" for v in box) + ")"
 
 
-def _centre_in(box, outer) -> bool:
+def centre_in(box, outer) -> bool:
+    """Whether `box`'s centre lies in `outer` (how a not-face box names the detections it drops)."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
 
 
-@functools.lru_cache(maxsize=2)
-def lenient_detector(min_face: int = 0):
-    """MTCNN at the search's low stage thresholds, faces from `min_face` px (its nets are per thread)."""
+@functools.lru_cache(maxsize=1)
+def lenient_detector():
+    """MTCNN at the search's low stage thresholds, every size (its nets are per thread)."""
     from faceheal.faces.detect import MtcnnDetector
 
-    return MtcnnDetector(min_face=min_face, threshold=SEARCH_THRESHOLDS[2], stage_thresholds=SEARCH_THRESHOLDS)
+    return MtcnnDetector(min_face=0, threshold=SEARCH_THRESHOLDS[2], stage_thresholds=SEARCH_THRESHOLDS)
 
 
 def face_in_box(display: np.ndarray, hole: np.ndarray | None, box: tuple[float, float, float, float]) -> Face:

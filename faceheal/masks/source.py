@@ -117,11 +117,14 @@ class MaskSource:
         return faces, hole, info
 
 
-def possible_face_warning(f: dict) -> str:
-    """The line that tells the user of a face that may be hidden under the damage (`possible_faces`)."""
-    box = ",".join(f"{v:.0f}" for v in f["box"])
-    return (f"warning: a face may be hidden under the damage at ({box}) (found only through the filled damage, "
-            f"confidence {f['score']:.2f}); it was not repaired as a face: if it is one, give its box in --face-boxes")
+def lines_to_check(face_boxes: list[str], possible_faces: list[dict]) -> list[str]:
+    """What restore and `faceheal mask` tell the user to look at in a photo: what the face boxes did,
+    and each face that may be hidden under the damage (the provenance's "face_boxes" and
+    "possible_faces")."""
+    return list(face_boxes) + [
+        f"warning: a face may be hidden under the damage at ({','.join(f'{v:.0f}' for v in f['box'])}) (found only "
+        f"through the filled damage, confidence {f['score']:.2f}); it was not repaired as a face: if it is one, give "
+        "its box in --face-boxes" for f in possible_faces]
 
 
 def mask_sha256(mask: np.ndarray) -> str:
@@ -181,7 +184,7 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
     """`faceheal mask`: for each source, write `<out>/<relative>.png` (white = damaged), the mask
     `faceheal restore` would repair with the same options (`face_boxes`: its --face-boxes), and the
     review overlay when asked. Yields
-    (source, error or None); the batch goes on after a failure. `warn` gets what the face boxes did."""
+    (source, error or None); the batch goes on after a failure. `warn` gets the lines to check (`lines_to_check`)."""
     from faceheal.errors import FacehealError
     from faceheal.faces.detect import MtcnnDetector
     from faceheal.images import read_image, to_rgb8, write_png
@@ -194,10 +197,8 @@ def write_masks(sources, out_dir, sensitivity: float = 0.5, with_overlay: bool =
         try:
             display = read_image(src.path).display()
             faces, mask, info = masks.find(face_detector, src, display, face_boxes=face_boxes)
-            for note in info.get("face_boxes", []):  # what the boxes did, as restore says it
-                warn(f"{src.path}: {note}")
-            for f in info.get("possible_faces", []):
-                warn(f"{src.path}: {possible_face_warning(f)}")
+            for line in lines_to_check(info.get("face_boxes", []), info.get("possible_faces", [])):  # as restore says them
+                warn(f"{src.path}: {line}")
             if faces_only:
                 inside = np.zeros(mask.shape, bool)
                 for x0, y0, x1, y1 in regions_of(faces, mask.shape):
