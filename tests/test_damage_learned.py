@@ -370,3 +370,18 @@ def test_restore_reports_the_decision_on_the_rest_of_the_photo(tmp_path):
     [line] = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert line["rest_damage_probability"] >= damage_decision("learned").threshold
     assert line["pixels_changed"] > 0
+
+
+def test_jewellery_is_drawn_shaded_with_a_shadow_unlike_flat_dust():
+    from faceheal.train.negatives import NEGATIVE_KINDS, hard_negative
+
+    assert "jewellery" in NEGATIVE_KINDS  # so benchmarks/eval_damage.py reports it and training draws it
+    grey = np.full((128, 128, 3), 0.4, np.float32)
+    for seed in range(12):
+        out = hard_negative(grey, np.random.default_rng(seed), "jewellery")
+        assert out.shape == grey.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+        luma = out.mean(-1)
+        drawn = np.abs(luma - 0.4) > 0.02
+        assert drawn.sum() >= 8  # something was drawn
+        assert (luma < 0.38).any()  # a shadow (or a dark-lit side) beside the bright shape
+        assert luma[drawn].std() > 0.03  # shaded, not one flat colour as dust and paint are

@@ -195,9 +195,95 @@ def autochrome(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(out, np.float32)
 
 
+def _curve(h: int, w: int, rng: np.random.Generator, points: int = 40) -> np.ndarray:
+    """A smooth open curve across the window (a necklace's sag, a cord's fall), as (points, 2) x, y."""
+    t = np.linspace(0, 1, points)
+    p0 = np.array([rng.uniform(-0.1, 0.5) * w, rng.uniform(0, 1) * h])
+    p2 = np.array([rng.uniform(0.5, 1.1) * w, rng.uniform(0, 1) * h])
+    p1 = (p0 + p2) / 2 + rng.normal(0, 0.3, 2) * [w, h]
+    if rng.random() < 0.5:  # a lanyard or a row of buttons hangs down rather than across
+        p0, p2 = p0[::-1] * [w / h, h / w], p2[::-1] * [w / h, h / w]
+        p1 = (p0 + p2) / 2 + rng.normal(0, 0.2, 2) * [w, h]
+    return ((1 - t) ** 2)[:, None] * p0 + (2 * t * (1 - t))[:, None] * p1 + (t ** 2)[:, None] * p2
+
+
+def _sphere(out: np.ndarray, centre, radius: float, colour: np.ndarray, light: np.ndarray) -> None:
+    """A lit bead in place: shaded from its rim to a specular spot toward `light`, a soft shadow on
+    the far side. Real dust is flat inside; a pearl or a button is round, shaded and casts a shadow."""
+    h, w = out.shape[:2]
+    r = int(np.ceil(radius)) + 3
+    cx, cy = float(centre[0]), float(centre[1])
+    x0, x1, y0, y1 = max(0, int(cx) - r), min(w, int(cx) + r + 1), max(0, int(cy) - r), min(h, int(cy) + r + 1)
+    if x0 >= x1 or y0 >= y1:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    dx, dy = (xx - cx) / radius, (yy - cy) / radius
+    shadow = np.clip(1.2 - np.hypot(dx + 0.4 * light[0], dy + 0.4 * light[1]), 0, 1) * 0.35
+    patch = out[y0:y1, x0:x1] * (1 - shadow[..., None])
+    d2 = dx * dx + dy * dy
+    inside = np.clip((1 - np.sqrt(d2)) * radius + 0.5, 0, 1)  # one anti-aliased pixel at the rim
+    nz = np.sqrt(np.clip(1 - d2, 0, 1))
+    lambert = np.clip(dx * light[0] + dy * light[1] + nz * 0.8, 0, 1.2)
+    spec = np.clip(1 - np.hypot(dx - 0.4 * light[0], dy - 0.4 * light[1]) * 2.5, 0, 1) ** 2
+    shade = colour * (0.35 + 0.65 * lambert[..., None]) + spec[..., None] * 0.5
+    out[y0:y1, x0:x1] = patch * (1 - inside[..., None]) + np.clip(shade, 0, 1) * inside[..., None]
+
+
+def jewellery(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pearls, beads and buttons in a row, earrings (a stud, a drop or a hoop) and cords or lanyards
+    across clothes: small bright shapes and thin bright lines a detector takes for dust and scratches
+    (a default restore repainted a pearl-buttoned cardigan, a white lanyard cord and earrings in
+    photos/whole). What tells them apart is shading: round and lit, with a shadow beside them."""
+    h, w = rgb.shape[:2]
+    out = rgb.copy()
+    light = rng.normal(0, 1, 2)
+    light = (light / max(float(np.linalg.norm(light)), 1e-6)).astype(np.float32)
+    white = rng.random() < 0.7
+    colour = (rng.uniform(0.8, 1.0) * np.array([1.0, rng.uniform(0.93, 1.0), rng.uniform(0.85, 1.0)]) if white
+              else rng.uniform(0.2, 1.0, 3)).astype(np.float32)
+    kind = rng.choice(["beads", "earrings", "cord"], p=[0.4, 0.25, 0.35])
+    if kind == "beads":  # a necklace, or buttons down a cardigan
+        radius = rng.uniform(1.2, 5.0)
+        curve = _curve(h, w, rng, 400)
+        step = np.cumsum(np.r_[0, np.linalg.norm(np.diff(curve, axis=0), axis=1)])
+        gap = radius * rng.uniform(2.0, 2.4) if rng.random() < 0.6 else radius * rng.uniform(3, 8)
+        for s in np.arange(0, step[-1], gap):
+            _sphere(out, curve[np.searchsorted(step, s).clip(0, len(curve) - 1)], radius * rng.uniform(0.9, 1.1), colour, light)
+    elif kind == "earrings":
+        for _ in range(int(rng.integers(1, 3))):
+            c = np.array([rng.uniform(0.1, 0.9) * w, rng.uniform(0.2, 0.9) * h])
+            style = rng.integers(3)
+            if style == 0:  # a stud
+                _sphere(out, c, rng.uniform(1.5, 4.0), colour, light)
+            elif style == 1:  # a drop: a stud and a pendant below it
+                r = rng.uniform(1.5, 3.5)
+                _sphere(out, c, r * 0.7, colour, light)
+                _sphere(out, c + [0, r * rng.uniform(2.5, 4)], r, colour, light)
+            else:  # a hoop: a thin metallic ring, lit on one side
+                ring = np.zeros((h, w), np.float32)
+                axes = (int(rng.integers(3, 12)), int(rng.integers(4, 14)))
+                cv2.ellipse(ring, (int(c[0]), int(c[1])), axes, float(rng.uniform(-20, 20)), 0, 360, 1.0, int(rng.integers(1, 3)), cv2.LINE_AA)
+                yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+                lit = 0.55 + 0.45 * np.tanh(((xx - c[0]) * light[0] + (yy - c[1]) * light[1]) / 4)
+                out = out * (1 - ring[..., None]) + (colour * lit[..., None]) * ring[..., None]
+    else:  # a cord or a lanyard: a round-shaded band with a soft shadow beside it
+        t = int(rng.integers(2, 7))
+        pts = _curve(h, w, rng).astype(np.int32)
+        band = np.zeros((h, w), np.uint8)
+        cv2.polylines(band, [pts], False, 255, t, cv2.LINE_AA)
+        cover = band.astype(np.float32) / 255
+        depth = cv2.distanceTransform((band > 127).astype(np.uint8), cv2.DIST_L2, 3) / max(t / 2, 1.0)
+        across = np.sqrt(np.clip(depth * (2 - depth), 0, 1))  # a cylinder's profile: dim at its sides
+        shift = np.float32([[1, 0, light[0] * -2], [0, 1, light[1] * -2]])
+        shadow = cv2.GaussianBlur(cv2.warpAffine(cover, shift, (w, h)), (0, 0), 1.0) * 0.35 * (1 - cover)
+        out = out * (1 - shadow[..., None])
+        out = _blend(out, cover, 0) + (colour * (0.55 + 0.45 * across[..., None])) * cover[..., None]
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
 NEGATIVES = {"lettering": lettering, "signature": signature, "highlights": highlights, "rim_light": rim_light,
              "glasses": glasses, "strands": strands, "border": border, "halftone": halftone, "paper": paper,
-             "shadows": shadows, "autochrome": autochrome}
+             "shadows": shadows, "autochrome": autochrome, "jewellery": jewellery}
 NEGATIVE_KINDS = tuple(NEGATIVES)
 
 
