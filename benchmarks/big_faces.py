@@ -31,7 +31,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from faceheal.evaluate_photos import held_out_photos, main_face  # noqa: E402
+from faceheal.evaluate_photos import DamageSource, held_out_photos, main_face  # noqa: E402
 from faceheal.faces.detect import MtcnnDetector  # noqa: E402
 from faceheal.faces.find import find_faces  # noqa: E402
 from faceheal.images import read_image, to_rgb8  # noqa: E402
@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument("--split", choices=("val", "test"), default="test")
     ap.add_argument("--limit", type=int, default=16)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--kinds", default="strokes,irregular",
+                    help="damage kinds, in turn over the photos: strokes, irregular (wide brush marks), nvidia (the "
+                         "NVIDIA irregular masks at 30-50 %% of the face box, from ../shared/data/masks)")
     ap.add_argument("--restore-args", default="", help="more `faceheal restore` options for both faceheal runs (trials)")
     args = ap.parse_args()
     extra_args = args.restore_args.split()
@@ -69,6 +72,8 @@ def main() -> None:
     detector = MtcnnDetector()
     lpips = load_lpips()
     rng = np.random.default_rng(0)
+    kinds = tuple(args.kinds.split(","))
+    nvidia = {b: DamageSource("nvidia", SHARED / "masks" / "nvidia_irregular", b) for b in (2, 3)} if "nvidia" in kinds else {}
     result = {"split": args.split, "weights": os.environ.get("FACEHEAL_WEIGHTS", "shipped"), "sets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -76,7 +81,7 @@ def main() -> None:
             side = set_no
             inp, masks = tmp / f"in{side}", tmp / f"m{side}"
             inp.mkdir(), masks.mkdir()
-            clean, holes, boxes = {}, {}, {}
+            clean, holes, boxes, kind_of = {}, {}, {}, {}
             for i, p in enumerate(photos):
                 rgb = to_rgb8(read_image(p).display())
                 face = main_face(find_faces(detector, rgb)[0], rgb.shape[:2])
@@ -86,8 +91,12 @@ def main() -> None:
                 x0, y0, x1, y1 = (int(v) for v in face.box)
                 x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
                 hole = np.zeros((h, w), bool)
-                kind = ("strokes", "irregular")[i % 2]  # thin strokes, and wide brush marks (as the NVIDIA masks)
-                hole[y0:y1, x0:x1] = synthetic_mask((y1 - y0, x1 - x0), kind, (0.15, 0.35), int(rng.integers(1 << 31)))
+                kind = kinds[i % len(kinds)]
+                if kind == "nvidia":  # big holes: 30-40 % and 40-50 % of the box in turn
+                    hole[y0:y1, x0:x1] = nvidia[2 + (i // len(kinds)) % 2].mask(2 + (i // len(kinds)) % 2, (y1 - y0, x1 - x0))
+                else:  # thin strokes, and wide brush marks
+                    hole[y0:y1, x0:x1] = synthetic_mask((y1 - y0, x1 - x0), kind, (0.15, 0.35), int(rng.integers(1 << 31)))
+                kind_of[f"{i:03d}.png"] = kind
                 damaged = rgb.copy()
                 damaged[hole] = 255
                 name = f"{i:03d}.png"
@@ -103,7 +112,7 @@ def main() -> None:
             rows["OpenCV Telea"] = {"folder": None, "seconds": 0.0}
             table = {}
             for label, row in rows.items():
-                ps, lp, sh, sh_clean, gr, gr_clean = [], [], [], [], [], []
+                ps, lp, sh, sh_clean, gr, gr_clean, by_kind = [], [], [], [], [], [], {}
                 for name, rgb in clean.items():
                     hole = holes[name]
                     if row["folder"] is None:
@@ -115,6 +124,7 @@ def main() -> None:
                             continue
                         out = cv2.imread(str(path))[..., ::-1]
                     ps.append(image_psnr(out[hole][None] / 255.0, rgb[hole][None] / 255.0))
+                    by_kind.setdefault(kind_of[name], []).append(ps[-1])
                     x0, y0, x1, y1 = boxes[name]
                     a = cv2.resize(out[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA)
                     b = cv2.resize(rgb[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA)
@@ -128,7 +138,8 @@ def main() -> None:
                 table[label] = {"photos": len(ps), "psnr": round(float(np.mean(ps)), 2), "lpips": round(float(np.mean(lp)), 4),
                                 "sharpness": round(float(np.median(sh)), 3), "sharpness_clean": round(float(np.median(sh_clean)), 3),
                                 "grain": round(float(np.median(gr)), 3), "grain_clean": round(float(np.median(gr_clean)), 3),
-                                "seconds": round(row["seconds"], 1)}
+                                "seconds": round(row["seconds"], 1),
+                                "psnr_by_kind": {k: round(float(np.mean(v)), 2) for k, v in by_kind.items()}}
             result["sets"][set_name] = table
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "big_faces" if args.split == "test" else f"big_faces_{args.split}"
@@ -138,12 +149,14 @@ def main() -> None:
     lines = ["# Big faces: detail of the repair at the photo's resolution", "",
              f"Held-out CelebA-HQ photos ('{args.split}' split, 512 px, faces about 300 px: 2-3x the model's crop scale)"
              + (" and the modern selfies of photos/large (faces of 600-1500 px)" if args.split == "test" else "") +
-             "; white damage over 15-35 % of the main face's box (thin strokes on half the photos, wide brush marks on the other half), mask supplied, default options otherwise (`--grain auto`: big faces' repairs get the fine texture around them); weights: " + result["weights"] + ".", "",
-             "| photos | method | PSNR (damaged pixels) | LPIPS (face box) | sharpness of the repair (undamaged photo's own) | grain of the repair (undamaged photo's own) | seconds (run) |",
-             "|---|---|---|---|---|---|---|"]
+             f"; white damage in the main face's box, the kinds in turn over the photos ({', '.join(kinds)}; strokes and "
+             "irregular brush marks over 15-35 % of the box, NVIDIA masks over 30-50 %), mask supplied, default options otherwise (`--grain auto`: big faces' repairs get the fine texture around them); weights: " + result["weights"] + ".", "",
+             "| photos | method | PSNR (damaged pixels) | PSNR by kind | LPIPS (face box) | sharpness of the repair (undamaged photo's own) | grain of the repair (undamaged photo's own) | seconds (run) |",
+             "|---|---|---|---|---|---|---|---|"]
     for side, table in result["sets"].items():
         for label, r in table.items():
-            lines.append(f"| {side} | {label} | {r['psnr']} | {r['lpips']} | {r['sharpness']} ({r['sharpness_clean']}) | {r['grain']} ({r['grain_clean']}) | {r['seconds']} |")
+            by_kind = " / ".join(f"{k} {v}" for k, v in r["psnr_by_kind"].items())
+            lines.append(f"| {side} | {label} | {r['psnr']} | {by_kind} | {r['lpips']} | {r['sharpness']} ({r['sharpness_clean']}) | {r['grain']} ({r['grain_clean']}) | {r['seconds']} |")
     lines += ["", "Sharpness: Laplacian energy inside the damage over that of a band of known pixels around it "
               "(median over photos); 1 would be as detailed as the surroundings. Grain: median |Laplacian| inside over "
               "that of the same band (`metrics.hole_grain`; edges hardly move a median, so this is the fine noise "

@@ -35,6 +35,7 @@ class Inpainter(Protocol):
     device: str  # where it runs: "cpu", "cuda:0"...
     precision: str | None  # the generator's arithmetic; None for classical backends
     batch_size: int  # crops per call that suit it
+    learned_fill: bool  # `fill_region` is a trained network (the texture inpainter), not OpenCV
 
     def inpaint(self, crops: np.ndarray, holes: np.ndarray, priors: np.ndarray | None = None) -> InpaintResult:
         """crops (B, S, S, 3) float32 in [0, 1]; holes (B, S, S) bool, True = repaint; priors: the
@@ -59,6 +60,7 @@ class TeleaInpainter:
     name = "telea"
     device = "cpu"
     precision = None
+    learned_fill = False
 
     def __init__(self, crop_size: int = 256, radius: int = 5, method: int = cv2.INPAINT_TELEA, batch_size: int = 8):
         self.crop_size = crop_size
@@ -110,6 +112,7 @@ class GeneratorInpainter:
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
         # damage away from faces: the texture inpainter where its weights are shipped, else OpenCV Telea
         self.texture = self.texture_meta = None
+        self.learned_fill = False
         if texture_weights is not None and Path(texture_weights).is_file():
             from faceheal.model.tiles import load_tile_net
 
@@ -118,6 +121,7 @@ class GeneratorInpainter:
             # (channels_last ran its windows 1.2x faster here, but whole photos no faster, 2.79 against
             # 2.81 s/MP, and raised the 100 MP scan's peak from 1,010 to 1,064 MB: not used)
             self.texture_weights = Path(texture_weights)
+            self.learned_fill = True
 
     def fill_region(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         if self.texture is None:

@@ -319,3 +319,54 @@ def test_the_classical_backend_fills_at_the_photos_resolution_not_through_the_cr
     damaged[face_mask] = 255
     want = np.rint(classical_fill(damaged.astype(np.float32) / 255, face_mask) * 255).astype(int)
     assert np.abs(out - want)[face_mask].mean() < 1.0
+
+
+class _FlatGeneratorWithTexture(_FlatGenerator):
+    """The green stand-in generator with a learned fill beside it that paints every hole pure red."""
+
+    learned_fill = True
+
+    def fill_region(self, image, hole):
+        out = image.copy()
+        out[hole] = (1.0, 0.0, 0.0)
+        return out
+
+
+def test_a_face_repair_is_the_texture_inpainters_at_the_edge_and_mostly_the_face_models_deep_inside(tmp_path, portrait):
+    """Faces bigger than their crop, with the texture inpainter shipped: within TEXTURE_EDGE_PX of the
+    damage's edge the repair is the texture inpainter's (made at the photo's resolution), deep inside a
+    wide hole mostly the face model's (FACE_MODEL_DEEP of it)."""
+    from faceheal.pipeline import FACE_MODEL_DEEP, TEXTURE_EDGE_PX
+
+    faces, hole, block = _big_face_case(tmp_path, portrait)
+    x0, y0 = (int(v) for v in faces[0].box[:2])
+    [r] = Restorer(_FlatGeneratorWithTexture(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
+                   RestoreOptions(grain="off")).run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    assert r.status == "ok"
+    out = read_rgb(tmp_path / "out" / "a.png").astype(float) / 255
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    edge = hole & (depth <= TEXTURE_EDGE_PX)
+    assert out[edge][:, 0].mean() > 0.97 and out[edge][:, 1].mean() < 0.03  # red: the texture inpainter's
+    deep = np.zeros_like(hole)
+    deep[y0 + 60:y0 + 70, x0 + 60:x0 + 70] = True  # the block's middle, 40-50 px from its edge
+    assert np.allclose(out[deep][:, 1], FACE_MODEL_DEEP, atol=0.03)  # green: the face model's share
+    assert np.allclose(out[deep][:, 0], 1 - FACE_MODEL_DEEP, atol=0.03)
+    assert (out[~hole] * 255).round().astype(int).tolist() == read_rgb(tmp_path / "in" / "a.png")[~hole].tolist()
+
+
+def test_every_face_of_a_photo_gets_the_texture_edge_not_only_the_first(tmp_path, portrait):
+    """Two damaged faces side by side: both repaired (the blend once clobbered the photo's width after
+    the first face and the second face's crop raised an error)."""
+    h, w = portrait.shape[:2]
+    pair = np.concatenate([portrait, portrait[:, ::-1]], 1)
+    hole = np.zeros(pair.shape[:2], bool)
+    hole[int(h * 0.45):int(h * 0.45) + 6, int(w * 0.3):int(w * 0.7)] = True
+    hole[:, w:] = hole[:, :w][:, ::-1]
+    write_png(tmp_path / "in" / "a.png", pair)
+    write_png(tmp_path / "m.png", hole.astype(np.uint8) * 255)
+    [r] = Restorer(_FlatGeneratorWithTexture(), MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
+                   RestoreOptions(grain="off", fill_outside=None)).run(expand_inputs([str(tmp_path / "in")]), tmp_path / "out")
+    assert len(r.faces) == 2 and r.status != "error"  # (the band's ends lie outside the crops: left, not filled)
+    out = read_rgb(tmp_path / "out" / "a.png").astype(int)
+    red = (out[..., 0] > 240) & (out[..., 1] < 15)
+    assert red[:, :w][hole[:, :w]].mean() > 0.8 and red[:, w:][hole[:, w:]].mean() > 0.8
