@@ -626,9 +626,9 @@ def native_edge(scale: float) -> NativeEdge:
 # of the edge (the best share of the face model there: 0.0-0.1), the face model won from about 12 px
 # (best share 0.5-0.8). Face-box PSNR by bin 10-20 ... 50-60 %, NVIDIA: the face model with the
 # Navier-Stokes edge 36.14/32.92/29.17/26.93/24.22, the texture inpainter alone 37.66/34.34/30.15/
-# 28.09/24.45, this mix 37.75/34.38/30.29/28.18/24.82; strokes 38.95/35.73/33.59/32.03/30.82 ->
-# 40.80/37.73/35.68/34.07/32.83 (the texture inpainter alone the same). Among edge widths 2-6 px,
-# rises 4-12 px and deep shares 0.6-1.0 every choice scored within 0.1 dB of this one. The texture
+# 28.09/24.45, this mix 37.71/34.31/30.22/28.10/24.77 through restore; strokes 38.95/35.73/33.59/32.03/30.82 ->
+# 40.80/37.73/35.68/34.07/32.83 (the texture inpainter alone the same). Mixing the two runs' outputs
+# offline, every edge width 2-6 px, rise 4-12 px and deep share 0.6-1.0 scored within 0.1 dB of this one. The texture
 # inpainter fed the face model's repair as its starting fill instead of OpenCV's kept the face model's
 # errors: +0.1 to +0.6 dB over the face model alone.
 TEXTURE_EDGE_PX, FACE_MODEL_RISE_PX, FACE_MODEL_DEEP = 3.0, 8.0, 0.8
