@@ -258,14 +258,14 @@ class Restorer:
             full = local_hole & took
             if classical:  # no face model: its crop would only hold OpenCV's fill resampled twice
                 canvas[full] = native[full]
-            if learned_edge and full.any():
+            if big and full.any():
                 with self._timed("native_detail"):
-                    depth = _inner_distance(hole[my0:my1, mx0:mx1])[y0 - my0:y1 - my0, x0 - mx0:x1 - mx0]
-                    share = face_model_weight(depth[full])[:, None]
-                    canvas[full] = np.clip(share * canvas[full] + (1 - share) * native[full], 0, 1)
-            elif big and full.any():
-                with self._timed("native_detail"):
-                    self._native_detail(canvas, native, full, scale, edge)
+                    if learned_edge:  # photo px from the nearest undamaged pixel, damage beyond the footprint counted
+                        depth = _inner_distance(hole[my0:my1, mx0:mx1])[y0 - my0:y1 - my0, x0 - mx0:x1 - mx0]
+                        share = face_model_weight(depth[full])
+                    else:  # crop px inside the crop's whole repair
+                        share = edge.model_weight(_inner_distance(full) / scale)[full]
+                    self._native_detail(canvas, native, full, share)
             if rim_px > 0 and not learned_edge:  # the damage's outermost pixels: the classical fill (see CLASSICAL_RIM_PX)
                 rim = full & (_inner_distance(local_hole) <= rim_px)
                 if rim.any():  # filled from both sides: the photo outside, the model's repair inside
@@ -289,14 +289,15 @@ class Restorer:
         res.pixels_changed = originals.count_changed()
         return out
 
-    def _native_detail(self, canvas: np.ndarray, native: np.ndarray, full: np.ndarray, scale: float, edge: NativeEdge) -> None:
+    @staticmethod
+    def _native_detail(canvas: np.ndarray, native: np.ndarray, full: np.ndarray, share: np.ndarray) -> None:
         """A face bigger in the photo than its crop: thin damage resampled through the crop loses the
-        photo's own pixels beside it (a damaged crop pixel covers `scale` photo pixels, so the crop's
+        photo's own pixels beside it (a damaged crop pixel covers several photo pixels, so the crop's
         hole is wider than the photo's), and the repair comes back soft. So near the damage's edge the
-        classical fill made at the photo's resolution takes over, and the model's repair deeper in
-        (`native_edge`: which fill, and how deep it reaches)."""
-        depth = cv2.distanceTransform(full.astype(np.uint8), cv2.DIST_L2, 3) / scale
-        w = edge.model_weight(depth)[full][:, None]
+        fill made at the photo's resolution (`native`: the texture inpainter's, or OpenCV's) takes over,
+        and the face model's repair deeper in: `share` is the model's weight at each pixel of `full`
+        (`face_model_weight`, or `native_edge`'s without the texture inpainter)."""
+        w = share[:, None]
         canvas[full] = np.clip((1 - w) * native[full] + w * canvas[full], 0, 1)
 
     def _fill_away_from_faces(self, out: np.ndarray, todo: np.ndarray, grain: bool, rng, originals: Originals,
