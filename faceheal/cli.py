@@ -551,6 +551,8 @@ def train_texture(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
     seed: int = typer.Option(0, "--seed"),
     tiny: bool = typer.Option(False, "--tiny", help="A few thousand parameters (tests)."),
+    perceptual_weight: float = typer.Option(0.0, "--perceptual-weight", help="Weight of LPIPS (shipped AlexNet weights) of the repaired tile in the loss: detail, at some PSNR."),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep every validated state as OUT/checkpoints/stepNNNNNN.pt (to choose through restore)."),
 ) -> None:
     """Train the texture inpainter that repairs damage away from faces, on random tiles (resumable)."""
     from faceheal.train.tiles import TileTrainConfig, TileTrainer
@@ -561,7 +563,8 @@ def train_texture(
         trainer = TileTrainer(TileTrainConfig(backgrounds=tuple(str(b) for b in backgrounds), out=str(out), size=size,
                                               batch_size=batch_size, lr=lr, steps=steps, minutes=minutes,
                                               checkpoint_minutes=checkpoint_minutes, seed=seed,
-                                              init=str(init) if init else None, tiny=tiny, threads=threads))
+                                              init=str(init) if init else None, tiny=tiny, threads=threads,
+                                              perceptual_weight=perceptual_weight, keep_checkpoints=keep_checkpoints))
     except (FacehealError, FileNotFoundError, ValueError) as e:
         raise _usage(str(e))
     if resume and trainer.resume():

@@ -98,6 +98,37 @@ def test_texture_trainer_runs_and_keeps_the_best_held_out_weights(tmp_path):
     assert resumed.resume() and resumed.step == 3
 
 
+def test_texture_trainer_with_the_perceptual_term_keeps_every_state_and_logs_lpips_and_sharpness(tmp_path):
+    import cv2
+
+    from faceheal.lpips import load_lpips
+    from faceheal.train.prepare import split_of
+    from faceheal.train.tiles import TileTrainConfig, TileTrainer
+
+    if load_lpips() is None:
+        pytest.skip("the shipped LPIPS weights are absent")
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    made, i = {"train": 0, "val": 0}, 0
+    while min(made.values()) < 2:
+        name = f"p{i}.png"
+        i += 1
+        if split_of(name) in made:
+            cv2.imwrite(str(folder / name), (rng.random((160, 200, 3)) * 255).astype(np.uint8))
+            made[split_of(name)] += 1
+    cfg = dict(backgrounds=(str(folder),), out=str(tmp_path / "run"), size=32, batch_size=2, tiny=True, val_count=4,
+               checkpoint_minutes=100, keep_checkpoints=True)
+    trainer = TileTrainer(TileTrainConfig(steps=2, perceptual_weight=0.5, **cfg))
+    losses = trainer.next_step()
+    assert "lpips" in losses and np.isfinite(losses["lpips"])
+    result = trainer.run()
+    assert 0 <= result["val_lpips"] < 1 and np.isfinite(result["val_sharpness"]) and result["val_sharpness_truth"] > 0
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")) == ["step000002.pt"]
+    plain = TileTrainer(TileTrainConfig(steps=1, **{**cfg, "out": str(tmp_path / "plain")}))
+    assert "lpips" not in plain.next_step()  # the term only when asked for
+
+
 def test_the_shipped_texture_inpainter_beats_opencv_away_from_faces():
     """The shipped weights on strokes painted over the Solvay photograph's background and clothes (not
     a training photo): better than OpenCV Telea on the damaged pixels, through the same windows restore

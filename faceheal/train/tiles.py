@@ -3,8 +3,10 @@
 Samples are random tiles of the training photos at their own resolution (or scaled down by up to
 half, for scans of other resolutions): backgrounds, walls, clothes, hair, skin, print grain, with the
 seeded synthetic masks (strokes, scratches, blobs, irregular brushes; 2-50 % of the tile). The loss
-is the generator's: hole-weighted L1 at every output scale + 0.5 (1 - SSIM). Checkpoint and curve on
-tiles of the 'val' photos (never trained on); the 'test' photos stay for the benchmark.
+is the generator's: hole-weighted L1 at every output scale + 0.5 (1 - SSIM), and optionally LPIPS of
+the composed tile (`--perceptual-weight`): L1 teaches the average of what could be under a hole, a
+soft fill, where a photo's repair should carry edges and texture like the pixels around it. Checkpoint
+and curve on tiles of the 'val' photos (never trained on); the 'test' photos stay for the benchmark.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from faceheal.metrics import psnr, ssim
+from faceheal.metrics import hole_sharpness, psnr, ssim
 from faceheal.model.classical import classical_fill
 from faceheal.model.device import pick_device
 from faceheal.model.tiles import TILE_PRIOR_RADIUS, TileConfig, TileInpainterNet, from_face_texture, load_tile_net, save_tile_net
@@ -46,6 +48,8 @@ class TileTrainConfig:
     threads: int | None = None
     val_count: int = 64
     ema: float = 0.999
+    perceptual_weight: float = 0.0  # LPIPS (AlexNet, shipped weights) of the composed tile
+    keep_checkpoints: bool = False  # every validated EMA state as OUT/checkpoints/stepNNNNNN.pt, to select through restore
 
 
 def load_photos(folders, split: str) -> list[np.ndarray]:
@@ -100,6 +104,13 @@ class TileTrainer:
         self.step, self.elapsed = 0, 0.0
         self.best = -1e9
         self.val = tile_batch(val_photos, cfg.val_count, cfg.size, np.random.default_rng(1234), (0.05, 0.4))
+        from faceheal.lpips import load_lpips
+
+        self.perceptual = load_lpips()  # the loss term, and the validation curve's LPIPS
+        if self.perceptual is None and cfg.perceptual_weight > 0:
+            raise ValueError("--perceptual-weight needs the shipped LPIPS weights (lpips_alexnet.pt)")
+        if self.perceptual is not None:
+            self.perceptual.to(self.device).requires_grad_(False)
 
     def _initial_net(self) -> TileInpainterNet:
         cfg = self.cfg
@@ -138,6 +149,9 @@ class TileTrainer:
         out = self.net(image, hole, prior)
         losses = {"l1": multiscale_l1(out["outputs"], image, hole), "ssim": 1 - ssim(out["composed"], image).mean()}
         loss = losses["l1"] + 0.5 * losses["ssim"]
+        if self.cfg.perceptual_weight > 0:
+            losses["lpips"] = self.perceptual(out["composed"], image).mean()
+            loss = loss + self.cfg.perceptual_weight * losses["lpips"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
@@ -151,9 +165,15 @@ class TileTrainer:
         image, hole, prior = (t.to(self.device) for t in self.val)
         composed = self.ema(image, hole, prior)["composed"]
         telea = image * (1 - hole) + prior * hole
-        return {"val_psnr": round(float(psnr(composed, image).mean()), 3),
-                "val_ssim": round(float(ssim(composed, image).mean()), 4),
-                "val_psnr_telea": round(float(psnr(telea, image).mean()), 3)}
+        metrics = {"val_psnr": round(float(psnr(composed, image).mean()), 3),
+                   "val_ssim": round(float(ssim(composed, image).mean()), 4),
+                   "val_psnr_telea": round(float(psnr(telea, image).mean()), 3),
+                   # Laplacian energy of the repair over its surroundings', median over tiles (the truth: val_sharpness_truth)
+                   "val_sharpness": round(float(hole_sharpness(composed, hole).nanmedian()), 3),
+                   "val_sharpness_truth": round(float(hole_sharpness(image, hole).nanmedian()), 3)}
+        if self.perceptual is not None:
+            metrics["val_lpips"] = round(float(self.perceptual(composed, image).mean()), 4)
+        return metrics
 
     def checkpoint(self) -> dict:
         metrics = self.validate()
@@ -162,6 +182,9 @@ class TileTrainer:
         if metrics["val_psnr"] > self.best:  # the best held-out weights are the ones to ship
             self.best = metrics["val_psnr"]
             save_tile_net(self.ema, self.out / "texture.pt", meta)
+        if self.cfg.keep_checkpoints:  # a perceptual run trades PSNR for detail: chosen through restore, not here
+            (self.out / "checkpoints").mkdir(exist_ok=True)
+            save_tile_net(self.ema, self.out / "checkpoints" / f"step{self.step:06d}.pt", meta)
         return metrics
 
     def log_fields(self) -> dict:
