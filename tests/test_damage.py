@@ -255,3 +255,38 @@ def test_a_uint16_gray_scan_grows_as_its_float_rgb_does():
     rgb, flags = _ring_around(np.full((200, 200, 3), 0.8, np.float32), 0.8, 10)
     gray16 = (rgb[..., 0] * 65535).round().astype(np.uint16)
     np.testing.assert_array_equal(grow_into_flat(flags, gray16), grow_into_flat(flags, rgb))
+
+
+def test_flags_lying_wholly_along_the_photos_sides_are_the_scans_edge_and_are_dropped():
+    from faceheal.masks.damage import drop_scan_edges, scan_edge_band
+
+    h, w = 300, 400
+    mask = np.zeros((h, w), bool)
+    mask[40:260, 0:3] = True  # the line where a scan ends, down the left side
+    mask[0:2, 250:w] = True  # ... and an L along the top and the right side
+    mask[0:h, w - 3:w] = True
+    inside = np.zeros((h, w), bool)
+    cv2.line(inside.view(np.uint8), (100, 100), (250, 180), 1, 2)  # a scratch inside the photo
+    inside[h - 3:h, 100:104] = True  # a speck of dust on the bottom edge: damage, kept
+    inside[268:288, 0:2] = True  # ... and a short scratch along the left edge (shorter than 8x the band)
+    mask |= inside
+    drop_scan_edges(mask)
+    assert (mask == inside).all()
+    assert scan_edge_band((300, 400)) == 4 and scan_edge_band((4096, 6000)) == 16
+
+
+def test_a_scratch_crossing_the_edge_a_torn_corner_and_an_edge_line_joined_to_a_scratch_stay():
+    from faceheal.masks.damage import drop_scan_edges
+
+    h, w = 300, 400
+    mask = np.zeros((h, w), np.uint8)
+    cv2.line(mask, (120, 0), (160, 120), 1, 2)  # a scratch running off the top edge
+    cv2.fillPoly(mask, [np.array([[w - 1, h - 40], [w - 1, h - 1], [w - 45, h - 1]])], 1)  # a torn corner
+    mask[0:h // 2, 0:2] = 1  # a line down the left side that turns into the photo
+    cv2.line(mask, (0, h // 2), (90, h // 2 + 30), 1, 2)
+    mask[0:2, w - 60:w] = 1  # a line along the top that runs into the right side's corner and then inward
+    cv2.line(mask, (w - 1, 1), (w - 80, 90), 1, 2)
+    before = mask.astype(bool)
+    after = before.copy()
+    drop_scan_edges(after)
+    assert (after == before).all()
