@@ -25,7 +25,7 @@ from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_ge
 from faceheal.train.data import PreparedFaces, fixed_validation
 from faceheal.metrics import hole_sharpness, psnr, ssim
 from faceheal.train.looping import save_last, train_loop, update_ema
-from faceheal.train.losses import hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1
+from faceheal.train.losses import hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1, perceptual_net
 
 
 @dataclass
@@ -97,14 +97,8 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         params = self.model.layout.parameters() if cfg.phase == "layout" else self.model.parameters()
         self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.99))
-        self.perceptual = None
-        if cfg.phase == "full":  # the perceptual loss term, and the validation curve's LPIPS
-            from faceheal.lpips import load_lpips
-            self.perceptual = load_lpips()
-            if self.perceptual is None and cfg.perceptual_weight > 0:
-                raise ValueError("--perceptual-weight needs the shipped LPIPS weights (lpips_alexnet.pt)")
-            if self.perceptual is not None:
-                self.perceptual.to(self.device).requires_grad_(False)
+        # the perceptual loss term, and the validation curve's LPIPS
+        self.perceptual = perceptual_net(cfg.perceptual_weight, self.device) if cfg.phase == "full" else None
         self.disc = self.opt_d = None
         if cfg.adv_weight > 0 and cfg.phase == "full":
             self.disc = PatchDiscriminator().to(self.device).train()

@@ -47,6 +47,17 @@ def layout_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: to
     return (per_pixel * valid).sum() / valid.sum().clamp_min(1.0)
 
 
+def perceptual_net(weight: float, device):
+    """The shipped LPIPS (AlexNet) net on `device`, for a trainer's perceptual term (`weight` > 0: then
+    its weights must be shipped) and its validation curve's LPIPS; None when absent and not needed."""
+    from faceheal.lpips import load_lpips
+
+    net = load_lpips()  # frozen, in eval mode
+    if net is None and weight > 0:
+        raise ValueError("--perceptual-weight needs the shipped LPIPS weights (lpips_alexnet.pt)")
+    return None if net is None else net.to(device)
+
+
 def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
     return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
 

@@ -26,7 +26,7 @@ from faceheal.model.device import pick_device
 from faceheal.model.tiles import TILE_PRIOR_RADIUS, TileConfig, TileInpainterNet, from_face_texture, load_tile_net, save_tile_net
 from faceheal.masks.synthetic import synthetic_mask
 from faceheal.train.looping import save_last, train_loop, update_ema
-from faceheal.train.losses import multiscale_l1
+from faceheal.train.losses import multiscale_l1, perceptual_net
 
 MASK_KINDS = ("strokes", "scratches", "blobs", "irregular")
 
@@ -104,13 +104,7 @@ class TileTrainer:
         self.step, self.elapsed = 0, 0.0
         self.best = -1e9
         self.val = tile_batch(val_photos, cfg.val_count, cfg.size, np.random.default_rng(1234), (0.05, 0.4))
-        from faceheal.lpips import load_lpips
-
-        self.perceptual = load_lpips()  # the loss term, and the validation curve's LPIPS
-        if self.perceptual is None and cfg.perceptual_weight > 0:
-            raise ValueError("--perceptual-weight needs the shipped LPIPS weights (lpips_alexnet.pt)")
-        if self.perceptual is not None:
-            self.perceptual.to(self.device).requires_grad_(False)
+        self.perceptual = perceptual_net(cfg.perceptual_weight, self.device)  # the loss term, and the val curve's LPIPS
 
     def _initial_net(self) -> TileInpainterNet:
         cfg = self.cfg
