@@ -173,11 +173,10 @@ def drop_scan_edges(mask: np.ndarray) -> None:
         both = within_a[:, cols] & within_d[rows, :] & (long_a[:, cols] | long_d[rows, :])
         drop[across][:, cols] = both
         drop[down][rows, :] = both
-    top, bottom, left, right = drop["top"], drop["bottom"], drop["left"], drop["right"]
-    mask[:k] &= ~top
-    mask[-k:] &= ~bottom
-    mask[:, :k] &= ~left
-    mask[:, -k:] &= ~right
+    mask[:k] &= ~drop["top"]
+    mask[-k:] &= ~drop["bottom"]
+    mask[:, :k] &= ~drop["left"]
+    mask[:, -k:] &= ~drop["right"]
 
 
 def _painted(rgb: np.ndarray, max_width: float, photo_edges: tuple[bool, bool, bool, bool] = (True,) * 4) -> np.ndarray:
@@ -331,15 +330,13 @@ def _detect_damage(rgb: np.ndarray, settings: DamageSettings, protect, tile: int
     h, w = rgb.shape[:2]
     if max(h, w) <= tile:
         mask = detect_damage_tile(rgb, settings, protect)
-        if settings.scratches or settings.dust:  # not the paint-only look: its own rule knows borders
-            drop_scan_edges(mask)
-        return mask
-    mask = np.zeros((h, w), bool)
-    for read, core, core_in_read in _overlapping_tiles(h, w, tile, overlap):
-        (ya, yb), (xa, xb) = (read[0].start, read[0].stop), (read[1].start, read[1].stop)
-        local = [(x - xa, y - ya, r) for x, y, r in (protect or [])]
-        m = detect_damage_tile(rgb[read], settings, local, (ya == 0, yb == h, xa == 0, xb == w))
-        mask[core] = m[core_in_read]
+    else:
+        mask = np.zeros((h, w), bool)
+        for read, core, core_in_read in _overlapping_tiles(h, w, tile, overlap):
+            (ya, yb), (xa, xb) = (read[0].start, read[0].stop), (read[1].start, read[1].stop)
+            local = [(x - xa, y - ya, r) for x, y, r in (protect or [])]
+            m = detect_damage_tile(rgb[read], settings, local, (ya == 0, yb == h, xa == 0, xb == w))
+            mask[core] = m[core_in_read]
     if settings.scratches or settings.dust:  # not the paint-only look: its own rule knows borders
         drop_scan_edges(mask)
     return mask
