@@ -553,6 +553,9 @@ def train_texture(
     tiny: bool = typer.Option(False, "--tiny", help="A few thousand parameters (tests)."),
     perceptual_weight: float = typer.Option(0.0, "--perceptual-weight", help="Weight of LPIPS (shipped AlexNet weights) of the repaired tile in the loss: detail, at some PSNR."),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep every validated state as OUT/checkpoints/stepNNNNNN.pt (to choose through restore)."),
+    adv_weight: float = typer.Option(0.0, "--adv-weight", help="Weight of the hinge PatchGAN term (the paper's adversarial stage): invented detail, at some PSNR."),
+    adv_start: int = typer.Option(0, "--adv-start", help="Step at which the adversarial term starts steering the network (the discriminator trains from step 0)."),
+    d_lr: Optional[float] = typer.Option(None, "--d-lr", help="Discriminator learning rate (default: --lr)."),
 ) -> None:
     """Train the texture inpainter that repairs damage away from faces, on random tiles (resumable)."""
     from faceheal.train.tiles import TileTrainConfig, TileTrainer
@@ -564,7 +567,8 @@ def train_texture(
                                               batch_size=batch_size, lr=lr, steps=steps, minutes=minutes,
                                               checkpoint_minutes=checkpoint_minutes, seed=seed,
                                               init=str(init) if init else None, tiny=tiny, threads=threads,
-                                              perceptual_weight=perceptual_weight, keep_checkpoints=keep_checkpoints))
+                                              perceptual_weight=perceptual_weight, keep_checkpoints=keep_checkpoints,
+                                              adv_weight=adv_weight, adv_start=adv_start, d_lr=d_lr))
     except (FacehealError, FileNotFoundError, ValueError) as e:
         raise _usage(str(e))
     if resume and trainer.resume():

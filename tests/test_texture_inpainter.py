@@ -129,6 +129,42 @@ def test_texture_trainer_with_the_perceptual_term_keeps_every_state_and_logs_lpi
     assert "lpips" not in plain.next_step()  # the term only when asked for
 
 
+def test_texture_trainer_adversarial_term_warms_the_discriminator_up_first_and_resumes_it(tmp_path):
+    import cv2
+    import torch
+
+    from faceheal.train.prepare import split_of
+    from faceheal.train.tiles import TileTrainConfig, TileTrainer
+
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    made, i = {"train": 0, "val": 0}, 0
+    while min(made.values()) < 2:
+        name = f"p{i}.png"
+        i += 1
+        if split_of(name) in made:
+            cv2.imwrite(str(folder / name), (rng.random((160, 200, 3)) * 255).astype(np.uint8))
+            made[split_of(name)] += 1
+    cfg = dict(backgrounds=(str(folder),), out=str(tmp_path / "run"), size=32, batch_size=2, tiny=True, val_count=4,
+               checkpoint_minutes=100, adv_weight=0.05, adv_start=2, d_lr=1e-3)
+    trainer = TileTrainer(TileTrainConfig(steps=3, **cfg))
+    before = [p.detach().clone() for p in trainer.disc.parameters()]
+    first = trainer.next_step()
+    assert "adv_d" in first and "adv_g" not in first  # warm-up: the discriminator learns, does not steer yet
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters()))
+    trainer.next_step()
+    third = trainer.next_step()
+    assert "adv_g" in third and np.isfinite(third["adv_g"])
+    trainer.checkpoint()
+    resumed = TileTrainer(TileTrainConfig(steps=4, **cfg))
+    assert resumed.resume() and resumed.step == 3
+    for a, b in zip(trainer.disc.state_dict().values(), resumed.disc.state_dict().values()):
+        assert torch.equal(a, b)
+    plain = TileTrainer(TileTrainConfig(steps=1, **{**cfg, "adv_weight": 0.0, "out": str(tmp_path / "plain")}))
+    assert plain.disc is None and "adv_d" not in plain.next_step()
+
+
 def test_the_shipped_texture_inpainter_beats_opencv_away_from_faces():
     """The shipped weights on strokes painted over the Solvay photograph's background and clothes (not
     a training photo): better than OpenCV Telea on the damaged pixels, through the same windows restore
