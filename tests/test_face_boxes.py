@@ -18,8 +18,22 @@ from tests.conftest import EXAMPLES, read_rgb, write_png
 runner = CliRunner()
 SOLVAY = EXAMPLES / "photos" / "solvay_1927.jpg"
 SOLVAY_MASK = EXAMPLES / "masks" / "solvay_1927.png"
-# the man at the left whose eyes are both under the wide painted stroke: no look of the detector finds him
+# the man at the left whose eyes are both under the wide painted stroke of the example mask
 HIDDEN_FACE = (176, 165, 218, 222)
+# ... which covers them only in part: through its Navier-Stokes fill the second look finds him on some
+# machines (AMD EPYC, AVX-512: confidence 0.72, its threshold 0.7) and not on others, so these tests
+# paint over his eyes whole as well (an ellipse 16 x 7 px around them): no look finds him anywhere
+HIDDEN_EYES = ((199, 186), (16, 7))
+
+
+def hidden_face_mask(tmp_path: Path) -> Path:
+    import cv2
+
+    mask = cv2.imread(str(SOLVAY_MASK), cv2.IMREAD_GRAYSCALE)
+    cv2.ellipse(mask, HIDDEN_EYES[0], HIDDEN_EYES[1], 0, 0, 360, 255, -1)
+    path = tmp_path / "hidden_face_mask.png"
+    write_png(path, mask)
+    return path
 
 
 def boxes_file(tmp_path: Path, text: str) -> Path:
@@ -90,16 +104,20 @@ def test_a_face_hidden_under_the_damage_is_repaired_by_the_face_model_when_its_b
     inside the box on the damage-filled copy) and the face model repairs him; the report says the
     face was given."""
     csv = boxes_file(tmp_path, "photo,x0,y0,x1,y1\nsolvay_1927.jpg,%d,%d,%d,%d\n" % HIDDEN_FACE)
+    mask = hidden_face_mask(tmp_path)
     runs = {}
     for name, extra in (("plain", []), ("boxed", ["--face-boxes", csv])):
-        r = runner.invoke(app, ["restore", str(SOLVAY), "-o", str(tmp_path / name), "--mask", str(SOLVAY_MASK),
+        r = runner.invoke(app, ["restore", str(SOLVAY), "-o", str(tmp_path / name), "--mask", str(mask),
                                 "--report", str(tmp_path / f"{name}.jsonl"), *map(str, extra)])
         assert r.exit_code == 0, r.output
         assert ("29 faces (1 from --face-boxes)" in r.output) == (name == "boxed"), r.output
         runs[name] = json.loads((tmp_path / f"{name}.jsonl").read_text())
     x0, y0, x1, y1 = HIDDEN_FACE
-    # not taken as a face without the box, but named as a possible one, with a warning
-    assert any(box_iou(f["box"], HIDDEN_FACE) >= 0.5 for f in runs["plain"]["possible_faces"])
+    # not taken as a face without the box, but a possible face is named over him, with a warning (where
+    # the lenient look puts its box moves with the machine's arithmetic too: on his face, or his chin
+    # and collar)
+    assert any(f["box"][0] < x1 and f["box"][2] > x0 and f["box"][1] < y1 and f["box"][3] > y0
+               for f in runs["plain"]["possible_faces"])
     assert not any(box_iou(f["box"], HIDDEN_FACE) >= 0.5 for f in runs["boxed"].get("possible_faces", []))
     assert not any(f["box"][0] < x1 and f["box"][2] > x0 and f["box"][1] < y1 and f["box"][3] > y0
                    for f in runs["plain"]["faces"])
