@@ -23,6 +23,25 @@ def _damage(shape=(300, 410), seed=0):
     return hole
 
 
+def _photo_folder(tmp_path, seed: int):
+    """Two noise photos in each of the 'train' and 'val' splits (split by file name, as prepare does)."""
+    import cv2
+
+    from faceheal.train.prepare import split_of
+
+    rng = np.random.default_rng(seed)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    made, i = {"train": 0, "val": 0}, 0
+    while min(made.values()) < 2:
+        name = f"p{i}.png"
+        i += 1
+        if split_of(name) in made:
+            cv2.imwrite(str(folder / name), (rng.random((160, 200, 3)) * 255).astype(np.uint8))
+            made[split_of(name)] += 1
+    return folder
+
+
 @pytest.mark.parametrize("core,context", [(64, 8), (100, 32), (1024, 64)])
 def test_windows_cover_every_damaged_pixel_once(core, context):
     hole = _damage()
@@ -70,23 +89,9 @@ def test_inpaint_windows_changes_damaged_pixels_only_and_saves_round_trip(tmp_pa
 
 
 def test_texture_trainer_runs_and_keeps_the_best_held_out_weights(tmp_path):
-    import cv2
-
-    from faceheal.train.prepare import split_of
     from faceheal.train.tiles import TileTrainConfig, TileTrainer
 
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    made = {"train": 0, "val": 0}
-    i = 0
-    while min(made.values()) < 2:
-        name = f"p{i}.png"
-        i += 1
-        split = split_of(name)
-        if split in made:
-            cv2.imwrite(str(folder / name), (rng.random((160, 200, 3)) * 255).astype(np.uint8))
-            made[split] += 1
+    folder = _photo_folder(tmp_path, 0)
     trainer = TileTrainer(TileTrainConfig(backgrounds=(str(folder),), out=str(tmp_path / "run"), size=32, batch_size=2,
                                           steps=3, tiny=True, val_count=4, checkpoint_minutes=100))
     result = trainer.run()
@@ -99,24 +104,12 @@ def test_texture_trainer_runs_and_keeps_the_best_held_out_weights(tmp_path):
 
 
 def test_texture_trainer_with_the_perceptual_term_keeps_every_state_and_logs_lpips_and_sharpness(tmp_path):
-    import cv2
-
     from faceheal.lpips import load_lpips
-    from faceheal.train.prepare import split_of
     from faceheal.train.tiles import TileTrainConfig, TileTrainer
 
     if load_lpips() is None:
         pytest.skip("the shipped LPIPS weights are absent")
-    rng = np.random.default_rng(1)
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    made, i = {"train": 0, "val": 0}, 0
-    while min(made.values()) < 2:
-        name = f"p{i}.png"
-        i += 1
-        if split_of(name) in made:
-            cv2.imwrite(str(folder / name), (rng.random((160, 200, 3)) * 255).astype(np.uint8))
-            made[split_of(name)] += 1
+    folder = _photo_folder(tmp_path, 1)
     cfg = dict(backgrounds=(str(folder),), out=str(tmp_path / "run"), size=32, batch_size=2, tiny=True, val_count=4,
                checkpoint_minutes=100, keep_checkpoints=True)
     trainer = TileTrainer(TileTrainConfig(steps=2, perceptual_weight=0.5, **cfg))
@@ -130,22 +123,9 @@ def test_texture_trainer_with_the_perceptual_term_keeps_every_state_and_logs_lpi
 
 
 def test_texture_trainer_adversarial_term_warms_the_discriminator_up_first_and_resumes_it(tmp_path):
-    import cv2
-    import torch
-
-    from faceheal.train.prepare import split_of
     from faceheal.train.tiles import TileTrainConfig, TileTrainer
 
-    rng = np.random.default_rng(2)
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    made, i = {"train": 0, "val": 0}, 0
-    while min(made.values()) < 2:
-        name = f"p{i}.png"
-        i += 1
-        if split_of(name) in made:
-            cv2.imwrite(str(folder / name), (rng.random((160, 200, 3)) * 255).astype(np.uint8))
-            made[split_of(name)] += 1
+    folder = _photo_folder(tmp_path, 2)
     cfg = dict(backgrounds=(str(folder),), out=str(tmp_path / "run"), size=32, batch_size=2, tiny=True, val_count=4,
                checkpoint_minutes=100, adv_weight=0.05, adv_start=2, d_lr=1e-3)
     trainer = TileTrainer(TileTrainConfig(steps=3, **cfg))
