@@ -96,12 +96,15 @@ PART_CLIPPED = 0.2
 # or more but for a tenth of them; on 196 paint pieces (rendered on val faces, photos/painted_damage) the
 # 99th percentile was 0.36.
 BRIGHT_TOUCH = 0.6
-# mean luma of the ring around a thick pure-white piece under which its edge is hard (paint or a hole
-# in the print, not a sky fading out). 0.6 missed a white disc painted over an eye on a bright sepia
-# forehead (ring 0.64; the face was then not found through the damage). On 9,940 clean photos (every
-# AAF, CelebA-HQ and UTKFace photo and ../shared/data/photos but the painted ones) 0.6, 0.7, 0.75 and
-# 0.8 take the same 4 pieces: the guards above already keep highlights out.
-HARD_EDGE_RING = 0.75
+# A thick pure-white piece is taken when its edge is hard: the ring up to 3 px around it darker than
+# 0.6 (paint or a hole in the print, not a sky fading out), or a step, the pixels touching it darker
+# than STEP_TOUCH with the ring beyond under STEP_RING. The second catches paint on bright skin: 0.6
+# alone missed a disc painted over an eye on a bright sepia forehead (ring 0.64, touching pixels 0.65;
+# the face, both eyes painted, was then not found through the damage). A clipped highlight fades
+# instead: on 100 val faces overexposed (the rim-light negative) its pieces with rings of 0.55-0.8 had
+# touching pixels of 0.76-0.98. (Taking rings under 0.75 alone took those too: rim-light flags 0.80 ->
+# 1.46 % on the test faces.)
+STEP_TOUCH, STEP_RING = 0.7, 0.75
 
 
 def _along_photo_edge(labels: np.ndarray, c: int, box, photo_edges, thickness: float) -> bool:
@@ -214,6 +217,7 @@ def _painted(rgb: np.ndarray, max_width: float, photo_edges: tuple[bool, bool, b
     touch_cnt = np.maximum(np.bincount(touch_labels, minlength=n), 1)
     clipped_share = np.bincount(touch_labels, weights=part_clipped, minlength=n) / touch_cnt
     bright_share = np.bincount(touch_labels, weights=gray[touching] >= 0.9, minlength=n) / touch_cnt
+    touch_mean = np.bincount(touch_labels, weights=gray[touching], minlength=n) / touch_cnt
     keep = np.zeros(n, bool)
     flat_labels, flat_dist = labels.ravel(), dist.ravel()
     order = np.argsort(flat_labels, kind="stable")
@@ -231,7 +235,8 @@ def _painted(rgb: np.ndarray, max_width: float, photo_edges: tuple[bool, bool, b
         thickness = float(np.percentile(d, 90))
         if _along_photo_edge(labels, c, stats[c, :4], photo_edges, thickness):
             continue  # straight-sided, lying along the photo's edge: a border or padding
-        keep[c] = thickness <= max_width / 2 or (ring_cnt[c] > 0 and ring_mean[c] < HARD_EDGE_RING)
+        hard = ring_cnt[c] > 0 and (ring_mean[c] < 0.6 or (touch_mean[c] < STEP_TOUCH and ring_mean[c] < STEP_RING))
+        keep[c] = thickness <= max_width / 2 or hard
     return keep[labels]
 
 
