@@ -222,11 +222,11 @@ def test_discriminator_warms_up_before_it_steers_the_generator(tmp_path):
 
     _prepared(tmp_path / "prep")
     trainer = Trainer(_config(tmp_path, adv_start=2, d_lr=1e-3))
-    before = [p.detach().clone() for p in trainer.disc.parameters()]
+    before = [p.detach().clone() for p in trainer.adversary.disc.parameters()]
     first = trainer.train_step()
     assert "adv_g" not in first and "adv_d" in first
-    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, trainer.disc.parameters()))
-    assert trainer.opt_d.param_groups[0]["lr"] == 1e-3
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, trainer.adversary.disc.parameters()))
+    assert trainer.adversary.opt.param_groups[0]["lr"] == 1e-3
     trainer.train_step()
     assert "adv_g" in trainer.train_step()
     metrics = trainer.validate()

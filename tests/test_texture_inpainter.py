@@ -129,20 +129,20 @@ def test_texture_trainer_adversarial_term_warms_the_discriminator_up_first_and_r
     cfg = dict(backgrounds=(str(folder),), out=str(tmp_path / "run"), size=32, batch_size=2, tiny=True, val_count=4,
                checkpoint_minutes=100, adv_weight=0.05, adv_start=2, d_lr=1e-3)
     trainer = TileTrainer(TileTrainConfig(steps=3, **cfg))
-    before = [p.detach().clone() for p in trainer.disc.parameters()]
+    before = [p.detach().clone() for p in trainer.adversary.disc.parameters()]
     first = trainer.next_step()
     assert "adv_d" in first and "adv_g" not in first  # warm-up: the discriminator learns, does not steer yet
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.adversary.disc.parameters()))
     trainer.next_step()
     third = trainer.next_step()
     assert "adv_g" in third and np.isfinite(third["adv_g"])
     trainer.checkpoint()
     resumed = TileTrainer(TileTrainConfig(steps=4, **cfg))
     assert resumed.resume() and resumed.step == 3
-    for a, b in zip(trainer.disc.state_dict().values(), resumed.disc.state_dict().values()):
+    for a, b in zip(trainer.adversary.disc.state_dict().values(), resumed.adversary.disc.state_dict().values()):
         assert torch.equal(a, b)
     plain = TileTrainer(TileTrainConfig(steps=1, **{**cfg, "adv_weight": 0.0, "out": str(tmp_path / "plain")}))
-    assert plain.disc is None and "adv_d" not in plain.next_step()
+    assert plain.adversary is None and "adv_d" not in plain.next_step()
 
 
 def test_the_shipped_texture_inpainter_beats_opencv_away_from_faces():

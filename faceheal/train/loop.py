@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from faceheal.model.device import pick_device
-from faceheal.model.discriminator import PatchDiscriminator
 from faceheal.model.generator import GeneratorConfig, TwoStageGenerator, load_generator, save_generator
 from faceheal.train.data import PreparedFaces, fixed_validation
 from faceheal.metrics import hole_sharpness, psnr, ssim
+from faceheal.train.adversary import Adversary, adversary
 from faceheal.train.looping import save_last, train_loop, update_ema
-from faceheal.train.losses import hinge_d_loss, hinge_g_loss, layout_cross_entropy, multiscale_l1, perceptual_net
+from faceheal.train.losses import layout_cross_entropy, multiscale_l1, perceptual_net
 
 
 @dataclass
@@ -99,10 +99,7 @@ class Trainer:
         self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.99))
         # the perceptual loss term, and the validation curve's LPIPS
         self.perceptual = perceptual_net(cfg.perceptual_weight, self.device) if cfg.phase == "full" else None
-        self.disc = self.opt_d = None
-        if cfg.adv_weight > 0 and cfg.phase == "full":
-            self.disc = PatchDiscriminator().to(self.device).train()
-            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr or cfg.lr, betas=(0.0, 0.99))
+        self.adversary = adversary(cfg.adv_weight if cfg.phase == "full" else 0.0, cfg.d_lr or cfg.lr, self.device)
         self.class_weights = torch.from_numpy(self.data.class_weights()).to(self.device)
         self.step = 0
         self.elapsed = 0.0
@@ -113,8 +110,7 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
-                "disc": self.disc.state_dict() if self.disc else None,
-                "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+                **Adversary.state(self.adversary),
                 "step": self.step, "elapsed": self.elapsed, "config": asdict(self.cfg),
                 "generator_config": asdict(self.model.config)}
 
@@ -133,9 +129,8 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         if state["config"].get("phase") == self.cfg.phase:
             self.opt.load_state_dict(state["opt"])
-            if self.disc and state.get("disc"):
-                self.disc.load_state_dict(state["disc"])
-                self.opt_d.load_state_dict(state["opt_d"])
+            if self.adversary is not None:
+                self.adversary.load(state)
             self.step = int(state["step"])
             self.elapsed = float(state["elapsed"])
         return True
@@ -170,8 +165,8 @@ class Trainer:
             if lw.sum() > 0:
                 losses["layout"] = layout_cross_entropy(out["layout"], labels, lw, self.class_weights)
                 loss = loss + cfg.layout_weight * losses["layout"]
-            if self.disc is not None and self.step >= cfg.adv_start:
-                losses["adv_g"] = hinge_g_loss(self.disc(out["composed"], hole))
+            if self.adversary is not None and self.step >= cfg.adv_start:
+                losses["adv_g"] = self.adversary.generator_loss(out["composed"], hole)
                 loss = loss + cfg.adv_weight * losses["adv_g"]
         for group in self.opt.param_groups:  # from the command line, not from a resumed optimiser's state
             group["lr"] = cfg.lr * lr_factor(self.step, cfg)
@@ -179,12 +174,8 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
-        if self.disc is not None:  # from step 0: the discriminator is warmed up before it steers the generator
-            fake = out["composed"].detach()
-            losses["adv_d"] = hinge_d_loss(self.disc(image, hole), self.disc(fake, hole))
-            self.opt_d.zero_grad(set_to_none=True)
-            losses["adv_d"].backward()
-            self.opt_d.step()
+        if self.adversary is not None:  # from step 0: the discriminator is warmed up before it steers the generator
+            losses["adv_d"] = self.adversary.step(image, out["composed"], hole)
         update_ema(self.ema, self.model, self.step, self.cfg.ema)
         self.step += 1
         return {k: float(v.detach()) for k, v in losses.items()}

@@ -26,12 +26,12 @@ import torch
 
 from faceheal.metrics import hole_sharpness, psnr, ssim
 from faceheal.model.classical import classical_fill
-from faceheal.model.discriminator import PatchDiscriminator
 from faceheal.model.device import pick_device
 from faceheal.model.tiles import TILE_PRIOR_RADIUS, TileConfig, TileInpainterNet, from_face_texture, load_tile_net, save_tile_net
 from faceheal.masks.synthetic import synthetic_mask
 from faceheal.train.looping import save_last, train_loop, update_ema
-from faceheal.train.losses import hinge_d_loss, hinge_g_loss, multiscale_l1, perceptual_net
+from faceheal.train.adversary import Adversary, adversary
+from faceheal.train.losses import multiscale_l1, perceptual_net
 
 MASK_KINDS = ("strokes", "scratches", "blobs", "irregular")
 
@@ -113,10 +113,7 @@ class TileTrainer:
         self.best = -1e9
         self.val = tile_batch(val_photos, cfg.val_count, cfg.size, np.random.default_rng(1234), (0.05, 0.4))
         self.perceptual = perceptual_net(cfg.perceptual_weight, self.device)  # the loss term, and the val curve's LPIPS
-        self.disc = self.opt_d = None
-        if cfg.adv_weight > 0:
-            self.disc = PatchDiscriminator().to(self.device).train()
-            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr or cfg.lr, betas=(0.0, 0.99))
+        self.adversary = adversary(cfg.adv_weight, cfg.d_lr or cfg.lr, self.device)
 
     def _initial_net(self) -> TileInpainterNet:
         cfg = self.cfg
@@ -135,8 +132,7 @@ class TileTrainer:
 
     def state(self) -> dict:
         return {"net": self.net.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
-                "disc": self.disc.state_dict() if self.disc else None,
-                "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+                **Adversary.state(self.adversary),
                 "step": self.step, "elapsed": self.elapsed, "best": self.best, "config": asdict(self.cfg)}
 
     def resume(self) -> bool:
@@ -147,9 +143,8 @@ class TileTrainer:
         self.net.load_state_dict(state["net"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["opt"])
-        if self.disc is not None and state.get("disc"):
-            self.disc.load_state_dict(state["disc"])
-            self.opt_d.load_state_dict(state["opt_d"])
+        if self.adversary is not None:
+            self.adversary.load(state)
         self.step, self.elapsed, self.best = int(state["step"]), float(state["elapsed"]), float(state["best"])
         return True
 
@@ -163,18 +158,15 @@ class TileTrainer:
         if self.cfg.perceptual_weight > 0:
             losses["lpips"] = self.perceptual(out["composed"], image).mean()
             loss = loss + self.cfg.perceptual_weight * losses["lpips"]
-        if self.disc is not None and self.step >= self.cfg.adv_start:
-            losses["adv_g"] = hinge_g_loss(self.disc(out["composed"], hole))
+        if self.adversary is not None and self.step >= self.cfg.adv_start:
+            losses["adv_g"] = self.adversary.generator_loss(out["composed"], hole)
             loss = loss + self.cfg.adv_weight * losses["adv_g"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
         self.opt.step()
-        if self.disc is not None:  # from step 0: warmed up before it steers the network
-            losses["adv_d"] = hinge_d_loss(self.disc(image, hole), self.disc(out["composed"].detach(), hole))
-            self.opt_d.zero_grad(set_to_none=True)
-            losses["adv_d"].backward()
-            self.opt_d.step()
+        if self.adversary is not None:  # from step 0: warmed up before it steers the network
+            losses["adv_d"] = self.adversary.step(image, out["composed"], hole)
         update_ema(self.ema, self.net, self.step, self.cfg.ema)
         self.step += 1
         return {k: float(v.detach()) for k, v in losses.items()}
