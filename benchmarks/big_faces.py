@@ -64,6 +64,7 @@ def main() -> None:
                     help="damage kinds, in turn over the photos: strokes, irregular (wide brush marks), nvidia (the "
                          "NVIDIA irregular masks at 30-50 %% of the face box, from ../shared/data/masks)")
     ap.add_argument("--restore-args", default="", help="more `faceheal restore` options for both faceheal runs (trials)")
+    ap.add_argument("--keep", type=Path, help="copy the inputs, masks and restored photos here (to look at them)")
     args = ap.parse_args()
     extra_args = args.restore_args.split()
     sets = {"CelebA-HQ, 512 px": held_out_photos(SHARED / "faces" / "celebamask" / "images", args.split, args.limit)}
@@ -112,7 +113,7 @@ def main() -> None:
             rows["OpenCV Telea"] = {"folder": None, "seconds": 0.0}
             table = {}
             for label, row in rows.items():
-                ps, lp, sh, sh_clean, gr, gr_clean, by_kind = [], [], [], [], [], [], {}
+                ps, lp, sh, sh_clean, gr, gr_clean, by_kind, sharp_by_kind = [], [], [], [], [], [], {}, {}
                 for name, rgb in clean.items():
                     hole = holes[name]
                     if row["folder"] is None:
@@ -133,14 +134,23 @@ def main() -> None:
                     h = torch.from_numpy(hole)[None, None].float()
                     sh.append(float(hole_sharpness(tensor(out), h)[0]))
                     sh_clean.append(float(hole_sharpness(tensor(rgb), h)[0]))
+                    sharp_by_kind.setdefault(kind_of[name], []).append((sh[-1], sh_clean[-1]))
                     gr.append(hole_grain(out, hole))
                     gr_clean.append(hole_grain(rgb, hole))
                 table[label] = {"photos": len(ps), "psnr": round(float(np.mean(ps)), 2), "lpips": round(float(np.mean(lp)), 4),
                                 "sharpness": round(float(np.median(sh)), 3), "sharpness_clean": round(float(np.median(sh_clean)), 3),
                                 "grain": round(float(np.median(gr)), 3), "grain_clean": round(float(np.median(gr_clean)), 3),
                                 "seconds": round(row["seconds"], 1),
-                                "psnr_by_kind": {k: round(float(np.mean(v)), 2) for k, v in by_kind.items()}}
+                                "psnr_by_kind": {k: round(float(np.mean(v)), 2) for k, v in by_kind.items()},
+                                "sharpness_by_kind": {k: [round(float(np.median([a for a, _ in v])), 3),
+                                                          round(float(np.median([b for _, b in v])), 3)]
+                                                      for k, v in sharp_by_kind.items()}}
             result["sets"][set_name] = table
+            if args.keep:
+                import shutil
+
+                for folder in (inp, masks, *(f for f, _ in outs.values())):
+                    shutil.copytree(folder, args.keep / folder.name, dirs_exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "big_faces" if args.split == "test" else f"big_faces_{args.split}"
     if args.restore_args:
@@ -156,7 +166,8 @@ def main() -> None:
     for side, table in result["sets"].items():
         for label, r in table.items():
             by_kind = " / ".join(f"{k} {v}" for k, v in r["psnr_by_kind"].items())
-            lines.append(f"| {side} | {label} | {r['psnr']} | {by_kind} | {r['lpips']} | {r['sharpness']} ({r['sharpness_clean']}) | {r['grain']} ({r['grain_clean']}) | {r['seconds']} |")
+            sharp = " / ".join(f"{k} {a} ({b})" for k, (a, b) in r["sharpness_by_kind"].items())
+            lines.append(f"| {side} | {label} | {r['psnr']} | {by_kind} | {r['lpips']} | {r['sharpness']} ({r['sharpness_clean']}); {sharp} | {r['grain']} ({r['grain_clean']}) | {r['seconds']} |")
     lines += ["", "Sharpness: Laplacian energy inside the damage over that of a band of known pixels around it "
               "(median over photos); 1 would be as detailed as the surroundings. Grain: median |Laplacian| inside over "
               "that of the same band (`metrics.hole_grain`; edges hardly move a median, so this is the fine noise "

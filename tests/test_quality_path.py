@@ -107,6 +107,39 @@ def test_a_false_face_made_of_paint_is_dropped_and_the_hidden_face_found(portrai
     assert len(faces) == 1 and np.allclose(faces[0].landmarks, real.landmarks)
 
 
+class _SeesAFaceInTheFace:
+    """A detector that, like MTCNN on a face crossed by brush strokes, finds the face and also a small
+    "face" made of one of its eyes and a stroke, inside it (and, given `apart`, a small face beside it)."""
+
+    def __init__(self, real: Face, small: Face, apart: Face | None = None):
+        self.found = [real, small] + ([apart] if apart is not None else [])
+
+    def detect(self, rgb8, scale=1.0, threshold=None):
+        return [f.scaled(scale) for f in self.found]
+
+
+def test_a_face_inside_a_bigger_surer_face_is_part_of_it_not_a_face(portrait):
+    """Val photos (big_faces.py): a second "face" around one eye of a face under brush strokes was
+    repaired as a face of its own, leaving a gray smear where the eye was."""
+    real = MtcnnDetector().detect(portrait)[0]
+    x0, y0, x1, y1 = real.box
+    w, h = x1 - x0, y1 - y0
+    eye = real.landmarks[1]
+    small = Face(box=(eye[0] - 0.2 * w, eye[1] - 0.2 * h, eye[0] + 0.2 * w, eye[1] + 0.2 * h), score=0.97,
+                 landmarks=eye + np.array([[-8, -4], [8, -4], [0, 2], [-6, 8], [6, 8]], float))
+    faces, _ = find_faces(_SeesAFaceInTheFace(real, small), portrait, np.zeros(portrait.shape[:2], bool))
+    assert len(faces) == 1 and faces[0].box == real.box
+    # a small face beside the face, not inside it, stays (a child's face against a parent's)
+    beside = Face(box=(x1 - 0.1 * w, y0, x1 + 0.3 * w, y0 + 0.4 * h), score=0.97, landmarks=small.landmarks + [0.3 * w, 0])
+    faces, _ = find_faces(_SeesAFaceInTheFace(real, small, beside), portrait, np.zeros(portrait.shape[:2], bool))
+    assert len(faces) == 2 and beside.box in [f.box for f in faces]
+    # and one surer than the face around it is kept: the bigger one may be the false one
+    surer = Face(box=small.box, score=1.0, landmarks=small.landmarks)
+    unsure = Face(box=real.box, score=0.9, landmarks=real.landmarks)
+    faces, _ = find_faces(_SeesAFaceInTheFace(unsure, surer), portrait, np.zeros(portrait.shape[:2], bool))
+    assert len(faces) == 2
+
+
 class _OffThroughPaint:
     """A detector that, like MTCNN on a face under paint, finds the face with its landmarks pulled off
     by the paint, and in the right place once the paint is filled."""
