@@ -556,6 +556,7 @@ def train_texture(
     adv_weight: float = typer.Option(0.0, "--adv-weight", help="Weight of the hinge PatchGAN term (the paper's adversarial stage): invented detail, at some PSNR."),
     adv_start: int = typer.Option(0, "--adv-start", help="Step at which the adversarial term starts steering the network (the discriminator trains from step 0)."),
     d_lr: Optional[float] = typer.Option(None, "--d-lr", help="Discriminator learning rate (default: --lr)."),
+    prior: str = typer.Option("classical", "--prior", help="The fill the network starts from: classical (OpenCV's: the texture inpainter for damage away from faces) or soft (a soft copy of the truth: the detail pass over big faces' resampled repairs, weights/faceheal-detail.pt)."),
 ) -> None:
     """Train the texture inpainter that repairs damage away from faces, on random tiles (resumable)."""
     from faceheal.train.tiles import TileTrainConfig, TileTrainer
@@ -568,7 +569,7 @@ def train_texture(
                                               checkpoint_minutes=checkpoint_minutes, seed=seed,
                                               init=str(init) if init else None, tiny=tiny, threads=threads,
                                               perceptual_weight=perceptual_weight, keep_checkpoints=keep_checkpoints,
-                                              adv_weight=adv_weight, adv_start=adv_start, d_lr=d_lr))
+                                              adv_weight=adv_weight, adv_start=adv_start, d_lr=d_lr, prior=prior))
     except (FacehealError, FileNotFoundError, ValueError) as e:
         raise _usage(str(e))
     if resume and trainer.resume():
@@ -705,6 +706,13 @@ def info() -> None:
             print(f"{what} weights {path.name} sha256 {weights.verify(path)} (verified)")
         except FacehealError as e:
             print(f"{what} weights: {e}")
+            missing += 1
+    detail = weights.shipped(weights.DETAIL_NET)  # optional: big faces' detail pass
+    if detail.is_file():
+        try:
+            print(f"detail pass weights {detail.name} sha256 {weights.verify(detail)} (verified)")
+        except FacehealError as e:
+            print(f"detail pass weights: {e}")
             missing += 1
     if missing:  # an installation that cannot restore as shipped: say so to scripts too
         raise typer.Exit(1)

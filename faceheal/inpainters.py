@@ -15,10 +15,11 @@ import numpy as np
 
 from faceheal.errors import UsageError
 from faceheal.model.classical import classical_fill
-from faceheal.model.weights import GENERATOR, TEXTURE_NET, shipped
+from faceheal.model.weights import DETAIL_NET, GENERATOR, TEXTURE_NET, shipped
 
 DEFAULT_WEIGHTS = shipped(GENERATOR)
 DEFAULT_TEXTURE_WEIGHTS = shipped(TEXTURE_NET)
+DEFAULT_DETAIL_WEIGHTS = shipped(DETAIL_NET)
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Inpainter(Protocol):
     precision: str | None  # the generator's arithmetic; None for classical backends
     batch_size: int  # crops per call that suit it
     learned_fill: bool  # `fill_region` is a trained network (the texture inpainter), not OpenCV
+    detail_pass: bool  # `add_detail` is there (the detail net's weights are shipped)
 
     def inpaint(self, crops: np.ndarray, holes: np.ndarray, priors: np.ndarray | None = None) -> InpaintResult:
         """crops (B, S, S, 3) float32 in [0, 1]; holes (B, S, S) bool, True = repaint; priors: the
@@ -51,6 +53,11 @@ class Inpainter(Protocol):
         (H, W) bool -> a copy with the hole repaired."""
         ...
 
+    def add_detail(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """A big face's repair resampled up from its crop (`image`'s `hole` pixels, the photo's
+        resolution) -> a copy with the detail the crop could not hold given back (only with `detail_pass`)."""
+        ...
+
     def describe(self) -> dict: ...
 
 
@@ -61,6 +68,7 @@ class TeleaInpainter:
     device = "cpu"
     precision = None
     learned_fill = False
+    detail_pass = False
 
     def __init__(self, crop_size: int = 256, radius: int = 5, method: int = cv2.INPAINT_TELEA, batch_size: int = 8):
         self.crop_size = crop_size
@@ -91,7 +99,8 @@ class GeneratorInpainter:
     name = "generator"
 
     def __init__(self, weights: Path = DEFAULT_WEIGHTS, device: str = "auto", batch_size: int | None = None,
-                 precision: str = "auto", texture_weights: Path | None = DEFAULT_TEXTURE_WEIGHTS):
+                 precision: str = "auto", texture_weights: Path | None = DEFAULT_TEXTURE_WEIGHTS,
+                 detail_weights: Path | None = DEFAULT_DETAIL_WEIGHTS):
         import torch
 
         from faceheal.model.generator import load_generator
@@ -122,6 +131,16 @@ class GeneratorInpainter:
             # 2.81 s/MP, and raised the 100 MP scan's peak from 1,010 to 1,064 MB: not used)
             self.texture_weights = Path(texture_weights)
             self.learned_fill = True
+        # big faces' repairs: the detail pass (the same network trained from soft copies), where shipped
+        self.detail = None
+        self.detail_pass = False
+        if self.learned_fill and detail_weights is not None and Path(detail_weights).is_file():
+            from faceheal.model.tiles import load_tile_net
+
+            self.detail, self.detail_meta = load_tile_net(Path(detail_weights))
+            self.detail.to(self.device)
+            self.detail_weights = Path(detail_weights)
+            self.detail_pass = True
 
     def fill_region(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         if self.texture is None:
@@ -134,6 +153,13 @@ class GeneratorInpainter:
             # 1,616 MB one at a time, 71.6 s and 1,660 MB two, about 1,700 MB four)
             batch = self.batch_size if self.device.type == "cuda" else 1
             return inpaint_windows(self.texture, image, hole, batch_size=batch, device=self.device)
+
+    def add_detail(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        from faceheal.model.tiles import inpaint_windows
+
+        with self._autocast():
+            batch = self.batch_size if self.device.type == "cuda" else 1  # (as fill_region)
+            return inpaint_windows(self.detail, image, hole, batch_size=batch, device=self.device, start="image")
 
     def prior_for(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray | None:
         """The classical fill stage 2 starts from (OpenCV Telea, CPU), for one crop."""
@@ -188,11 +214,14 @@ class GeneratorInpainter:
         if self._sha256 is None:  # once: every sidecar carries it
             self._sha256 = sha256_of(self.weights)
             self._texture_sha256 = sha256_of(self.texture_weights) if self.texture is not None else None
+            self._detail_sha256 = sha256_of(self.detail_weights) if self.detail is not None else None
         away = ({"model": "faceheal-texture", "weights": str(self.texture_weights), "weights_sha256": self._texture_sha256}
                 if self.texture is not None else {"model": "opencv-telea"})
+        detail = ({"big_faces_detail": {"model": "faceheal-detail", "weights": str(self.detail_weights),
+                                        "weights_sha256": self._detail_sha256}} if self.detail is not None else {})
         return {"model": "faceheal-two-stage", "weights": str(self.weights),
                 "weights_sha256": self._sha256, "device": str(self.device),
-                "precision": self.precision, **self.meta, "away_from_faces": away}
+                "precision": self.precision, **self.meta, "away_from_faces": away, **detail}
 
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")

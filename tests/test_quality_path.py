@@ -403,3 +403,23 @@ def test_every_face_of_a_photo_gets_the_texture_edge_not_only_the_first(tmp_path
     out = read_rgb(tmp_path / "out" / "a.png").astype(int)
     red = (out[..., 0] > 240) & (out[..., 1] < 15)
     assert red[:, :w][hole[:, :w]].mean() > 0.8 and red[:, w:][hole[:, w:]].mean() > 0.8
+
+
+def test_a_big_faces_repair_loses_the_face_models_colour_cast_measured_at_the_damages_edge():
+    """Deep in a wide hole a big face's repair is the face model's, a little off in colour; the texture
+    inpainter's repair near the edge, made from the photo's own pixels, says by how much."""
+    from faceheal.pipeline import carry_colour_offset
+
+    yy, xx = np.mgrid[0:120, 0:120] / 120.0
+    truth = np.stack([0.6 + 0.1 * xx, 0.45 + 0.1 * yy, 0.4 + 0 * xx], -1).astype(np.float32)
+    full = np.zeros((120, 120), bool)
+    full[20:100, 25:95] = True
+    depth = cv2.distanceTransform(full.astype(np.uint8), cv2.DIST_L2, 3)
+    native = truth.copy()  # the texture inpainter: right near the edge
+    canvas = truth.copy()
+    canvas[full] += np.array([-0.06, 0.03, 0.05], np.float32)  # the face model: cast all over
+    before = np.abs(canvas - truth)[full & (depth > 10)].mean()
+    carry_colour_offset(canvas, native, full, depth)
+    after = np.abs(canvas - truth)[full & (depth > 10)].mean()
+    assert after < 0.25 * before
+    np.testing.assert_array_equal(canvas[~full], truth[~full])

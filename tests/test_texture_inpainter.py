@@ -188,3 +188,108 @@ def test_windows_padded_to_the_batch_size_never_take_mirrored_damage_for_known_p
     strip = np.zeros_like(hole)
     strip[:, 294:] = True
     assert abs(float(out[strip].mean()) - 0.4) < 0.05
+
+
+def test_the_soft_prior_is_the_tile_at_a_face_crops_scale_slightly_off():
+    """`--prior soft` trains the detail pass from what a big face's resampled repair looks like: the
+    truth's structure and mean colour, without its fine detail."""
+    from faceheal.metrics import hole_sharpness
+    from faceheal.train.tiles import soft_prior
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:128, 0:128] / 128.0
+    tile = np.clip(np.stack([0.3 + 0.4 * xx, 0.5 + 0.2 * yy, 0.4 + 0 * xx], -1) + rng.normal(0, 0.05, (128, 128, 3)), 0, 1).astype(np.float32)
+    soft = soft_prior(tile, rng)
+    assert soft.shape == tile.shape and soft.dtype == np.float32
+    assert np.abs(soft.mean((0, 1)) - tile.mean((0, 1))).max() < 0.05  # the same picture
+    hole = torch.zeros(1, 1, 128, 128)
+    hole[..., 32:96, 32:96] = 1
+    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]
+    mixed = tile.copy()
+    mixed[32:96, 32:96] = soft[32:96, 32:96]
+    assert float(hole_sharpness(t(mixed), hole)[0]) < 0.5 * float(hole_sharpness(t(tile), hole)[0])  # its detail gone
+
+
+def test_the_detail_pass_starts_from_opencvs_fill_at_the_edge_and_the_soft_copy_deep_in():
+    """As restore starts it: a big face's repair is the texture inpainter's near the damage's edge and
+    the face model's deeper in (pipeline.face_model_weight), so the training start is mixed the same way."""
+    from faceheal.pipeline import FACE_MODEL_DEEP
+    from faceheal.train.tiles import detail_start
+
+    hole = np.zeros((100, 100), bool)
+    hole[20:80, 20:80] = True
+    fill, soft = np.zeros((100, 100, 3), np.float32), np.ones((100, 100, 3), np.float32)
+    start = detail_start(fill, soft, hole)
+    assert start[21, 50, 0] == 0  # 1 px in: OpenCV's
+    assert abs(start[50, 50, 0] - FACE_MODEL_DEEP) < 0.05  # 30 px in: the face model's share
+    assert (start[~hole] == 0).all()
+
+
+def test_texture_trainer_with_the_soft_prior_trains_the_detail_pass(tmp_path):
+    from faceheal.train.tiles import TileTrainConfig, TileTrainer
+
+    folder = _photo_folder(tmp_path, 2)
+    trainer = TileTrainer(TileTrainConfig(backgrounds=(str(folder),), out=str(tmp_path / "run"), size=32, batch_size=2,
+                                          steps=2, tiny=True, val_count=4, checkpoint_minutes=100, prior="soft"))
+    result = trainer.run()
+    assert "val_psnr_soft" in result and "val_psnr_telea" not in result
+    _, meta = load_tile_net(tmp_path / "run" / "texture.pt")
+    assert meta["prior"] == "soft"
+    with pytest.raises(ValueError, match="prior"):
+        TileTrainer(TileTrainConfig(backgrounds=(str(folder),), out=str(tmp_path / "bad"), tiny=True, steps=1, prior="sharp"))
+
+
+def test_inpaint_windows_can_start_from_the_images_own_hole_pixels():
+    """The detail pass: the network starts from the resampled repair the hole already holds, not OpenCV's fill."""
+    torch.manual_seed(0)
+    net = TileInpainterNet(TileConfig.tiny()).eval()
+    rng = np.random.default_rng(3)
+    image = rng.random((96, 120, 3)).astype(np.float32)
+    hole = np.zeros((96, 120), bool)
+    hole[30:60, 40:90] = True
+    other = image.copy()
+    other[hole] = 0.5  # the same known pixels, another repair in the hole
+    a = inpaint_windows(net, image, hole, start="image")
+    b = inpaint_windows(net, other, hole, start="image")
+    assert np.abs(a - b)[hole].mean() > 1e-3  # what the hole held went in
+    np.testing.assert_array_equal(inpaint_windows(net, image, hole), inpaint_windows(net, other, hole))  # OpenCV's: it did not
+    np.testing.assert_array_equal(a[~hole], image[~hole])
+
+
+def test_restore_runs_the_detail_pass_over_a_big_faces_repair_only_where_shipped(tmp_path, portrait):
+    """A face over 1.5x its crop's scale, with the detail weights present, gets the detail pass over its
+    repair (damaged pixels only); without them, the repair as before. The sidecar's model names them."""
+    import cv2
+
+    from conftest import write_png
+    from faceheal.faces.detect import MtcnnDetector
+    from faceheal.inpainters import GeneratorInpainter
+    from faceheal.masks.source import MaskSource
+    from faceheal.pipeline import Restorer, RestoreOptions
+    from faceheal.sources import expand_inputs
+
+    big = cv2.resize(portrait, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # face about 2.5x the crop's scale
+    face = MtcnnDetector().detect(big)[0]
+    x0, y0, x1, y1 = (int(v) for v in face.box)
+    mask = np.zeros(big.shape[:2], np.uint8)
+    cv2.line(mask, (x0 + 20, y0 + 40), (x1 - 20, y1 - 60), 255, 14)
+    write_png(tmp_path / "in" / "a.png", big)
+    write_png(tmp_path / "m.png", mask)
+    torch.manual_seed(0)
+    net = TileInpainterNet(TileConfig.tiny()).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    save_tile_net(net, tmp_path / "detail.pt", {"prior": "soft"})
+    outs = {}
+    for label, detail in (("with", tmp_path / "detail.pt"), ("without", None)):
+        gen = GeneratorInpainter(device="cpu", precision="fp32", detail_weights=detail)
+        assert gen.detail_pass == (detail is not None)
+        assert ("big_faces_detail" in gen.describe()) == (detail is not None)
+        [r] = Restorer(gen, MtcnnDetector(), MaskSource(mask_file=tmp_path / "m.png"),
+                       RestoreOptions()).run(expand_inputs([str(tmp_path / "in")]), tmp_path / label)
+        assert r.status == "ok", r.error
+        outs[label] = cv2.imread(str(tmp_path / label / "a.png"))[..., ::-1]
+    hole = mask > 0
+    np.testing.assert_array_equal(outs["with"][~hole], big[~hole])
+    np.testing.assert_array_equal(outs["without"][~hole], big[~hole])
+    assert np.abs(outs["with"].astype(int) - outs["without"])[hole].mean() > 1  # the pass ran, over the hole

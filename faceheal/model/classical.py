@@ -4,6 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+TILE_PRIOR_RADIUS = 3  # the Telea radius the texture inpainter's classical input is computed with (as stage 2's)
+
 
 def classical_fill(image: np.ndarray, hole: np.ndarray, radius: int = 5, method: int = cv2.INPAINT_TELEA) -> np.ndarray:
     """OpenCV inpainting of a float image (H, W, C) in [0, 1] where `hole` is True.

@@ -19,12 +19,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from faceheal.model.classical import classical_fill
+from faceheal.model.classical import TILE_PRIOR_RADIUS, classical_fill
 from faceheal.model.texture import TextureNet
 from faceheal.model.windows import windows
 from faceheal.model.weights import load_network, save_weights
 
-TILE_PRIOR_RADIUS = 3  # the Telea radius the network's classical input is computed with (as stage 2's)
+# The same network trained from a soft copy of the truth instead of OpenCV's fill (`faceheal train-texture
+# --prior soft`, weights/faceheal-detail.pt) is the detail pass over a big face's repair: the face model
+# repairs at 256 px, and resampled up to the photo the repair lacks every frequency above the crop's.
 
 
 @dataclass
@@ -90,9 +92,11 @@ def load_tile_net(path: Path) -> tuple[TileInpainterNet, dict]:
 
 @torch.inference_mode()
 def inpaint_windows(net: TileInpainterNet, image: np.ndarray, hole: np.ndarray, core: int = 192, context: int = 32,
-                    batch_size: int = 8, device: str | torch.device = "cpu") -> np.ndarray:
+                    batch_size: int = 8, device: str | torch.device = "cpu", start: str = "classical") -> np.ndarray:
     """Fill `hole` of a float RGB image (H, W, 3) in [0, 1] with the network, window by window at the
-    image's own resolution; returns a copy with only hole pixels changed. (320 px cores ran 1.25x the
+    image's own resolution; returns a copy with only hole pixels changed. `start`: the fill the network
+    starts from, OpenCV's (`classical`, the texture inpainter) or the image's own hole pixels (`image`,
+    the detail pass: they hold a big face's resampled repair). (320 px cores ran 1.25x the
     rate at the same PSNR on val photos, but raised the 100 MP scan's peak by 120 MB.) Windows of one shape go
     together, a batch at a time; a window sees the repairs of the batches before it as known pixels
     (damage not repaired yet is hidden from it), so a long scratch continues one repair."""
@@ -117,7 +121,7 @@ def inpaint_windows(net: TileInpainterNet, image: np.ndarray, hole: np.ndarray, 
                 # every damaged pixel of the window not repaired yet is hidden: the core's, which this window
                 # repairs, and the context's (only the core is written back below)
                 fill_mask = todo[wy0:wy1, wx0:wx1].copy()
-                prior = classical_fill(tile, fill_mask, TILE_PRIOR_RADIUS)
+                prior = tile if start == "image" else classical_fill(tile, fill_mask, TILE_PRIOR_RADIUS)
                 # padded by mirroring, the mask too: a mirrored damaged pixel is damage, never known
                 # context (white paint mirrored in as "known" bled into repairs at photo edges)
                 pad = ((0, ph - tile.shape[0]), (0, pw - tile.shape[1]))

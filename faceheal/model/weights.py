@@ -19,6 +19,7 @@ WEIGHTS_ENV = "FACEHEAL_WEIGHTS"
 GENERATOR = "faceheal-generator.pt"
 DAMAGE_NET = "faceheal-damage.pt"
 TEXTURE_NET = "faceheal-texture.pt"
+DETAIL_NET = "faceheal-detail.pt"  # optional: the detail pass over big faces' repairs (model/tiles.py)
 LPIPS = "lpips_alexnet.pt"
 
 

@@ -58,6 +58,7 @@ class TileTrainConfig:
     adv_weight: float = 0.0  # hinge PatchGAN term of the composed tile
     adv_start: int = 0  # the network's adversarial term starts here; the discriminator trains from step 0 (warm-up)
     d_lr: float | None = None  # discriminator learning rate (default: lr)
+    prior: str = "classical"  # the fill the network starts from (PRIORS): "soft" trains the detail pass
 
 
 def load_photos(folders, split: str) -> list[np.ndarray]:
@@ -66,9 +67,43 @@ def load_photos(folders, split: str) -> list[np.ndarray]:
     return [p for f in folders for p in _load_backgrounds(Path(f), split, max_side=1600, min_side=128)]
 
 
+# --prior soft (the detail pass, faceheal/model/tiles.py DETAIL_NET): the face model's repair of a big face
+# is made at 256 px and resampled up, softer by the face's scale (photo px per crop px): 2-3 on CelebA-HQ
+# at 512 px, 5-10 on phone selfies; and it is not the truth (its colour and brightness a little off)
+SOFT_SCALE = (1.5, 6.0)
+SOFT_COLOUR_ERROR, SOFT_LEVEL_ERROR = 0.02, 0.01
+
+
+def soft_prior(tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What the face model's repair of a big face looks like at the photo's resolution: the tile at
+    1 / s of its size (area) and linearly back up (as `paste_back` resamples the crop), with a small
+    colour and brightness error."""
+    size = tile.shape[0]
+    s = float(np.exp(rng.uniform(*np.log(SOFT_SCALE))))
+    small = cv2.resize(tile, (max(4, round(size / s)),) * 2, interpolation=cv2.INTER_AREA)
+    soft = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    soft = soft * (1 + rng.normal(0, SOFT_COLOUR_ERROR, 3)).astype(np.float32) + np.float32(rng.normal(0, SOFT_LEVEL_ERROR))
+    return np.clip(soft, 0, 1).astype(np.float32)
+
+
+def detail_start(fill: np.ndarray, soft: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The fill the detail pass starts from, made as restore makes it: OpenCV's near the damage's edge,
+    the face model's (resampled) repair deeper in, by `face_model_weight` (faceheal/pipeline.py)."""
+    from faceheal.pipeline import face_model_weight
+
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    w = face_model_weight(depth)[..., None].astype(np.float32)
+    return (1 - w) * fill + w * soft
+
+
+PRIORS = ("classical", "soft")
+
+
 def tile_batch(photos: list[np.ndarray], count: int, size: int, rng: np.random.Generator,
-               ratio: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`count` random tiles (B, 3, S, S) in [-1, 1], their holes (B, 1, S, S) and classical fills."""
+               ratio: tuple[float, float], prior: str = "classical") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`count` random tiles (B, 3, S, S) in [-1, 1], their holes (B, 1, S, S) and the fills the network
+    starts from: OpenCV's (`classical`, damage away from faces) or a soft copy of the truth (`soft`,
+    the detail pass over a big face's resampled repair)."""
     images, holes, priors = [], [], []
     for _ in range(count):
         photo = photos[rng.integers(len(photos))]
@@ -85,7 +120,8 @@ def tile_batch(photos: list[np.ndarray], count: int, size: int, rng: np.random.G
         hole = synthetic_mask(size, MASK_KINDS[rng.integers(len(MASK_KINDS))], ratio, int(rng.integers(1 << 31)))
         images.append(tile)
         holes.append(hole)
-        priors.append(classical_fill(tile, hole, TILE_PRIOR_RADIUS))
+        fill = classical_fill(tile, hole, TILE_PRIOR_RADIUS)
+        priors.append(fill if prior == "classical" else detail_start(fill, soft_prior(tile, rng), hole))
 
     def t(a):
         return torch.from_numpy(np.ascontiguousarray(np.stack(a))).permute(0, 3, 1, 2) * 2 - 1
@@ -101,6 +137,8 @@ class TileTrainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.device = pick_device("auto")
+        if cfg.prior not in PRIORS:
+            raise ValueError(f"unknown prior {cfg.prior!r} (choose {', '.join(PRIORS)})")
         self.photos = load_photos(cfg.backgrounds, "train")
         val_photos = load_photos(cfg.backgrounds, "val")
         if not self.photos or not val_photos:
@@ -111,7 +149,7 @@ class TileTrainer:
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.step, self.elapsed = 0, 0.0
         self.best = -1e9
-        self.val = tile_batch(val_photos, cfg.val_count, cfg.size, np.random.default_rng(1234), (0.05, 0.4))
+        self.val = tile_batch(val_photos, cfg.val_count, cfg.size, np.random.default_rng(1234), (0.05, 0.4), cfg.prior)
         self.perceptual = perceptual_net(cfg.perceptual_weight, self.device)  # the loss term, and the val curve's LPIPS
         self.adversary = adversary(cfg.adv_weight, cfg.d_lr or cfg.lr, self.device)
 
@@ -151,7 +189,7 @@ class TileTrainer:
     def next_step(self) -> dict:
         rng = np.random.default_rng([self.cfg.seed, self.step])
         image, hole, prior = (t.to(self.device) for t in tile_batch(self.photos, self.cfg.batch_size, self.cfg.size,
-                                                                    rng, self.cfg.mask_ratio))
+                                                                    rng, self.cfg.mask_ratio, self.cfg.prior))
         out = self.net(image, hole, prior)
         losses = {"l1": multiscale_l1(out["outputs"], image, hole), "ssim": 1 - ssim(out["composed"], image).mean()}
         loss = losses["l1"] + 0.5 * losses["ssim"]
@@ -175,10 +213,11 @@ class TileTrainer:
     def validate(self) -> dict:
         image, hole, prior = (t.to(self.device) for t in self.val)
         composed = self.ema(image, hole, prior)["composed"]
-        telea = image * (1 - hole) + prior * hole
+        start = image * (1 - hole) + prior * hole  # the fill it starts from: OpenCV's, or the soft copy
         metrics = {"val_psnr": round(float(psnr(composed, image).mean()), 3),
                    "val_ssim": round(float(ssim(composed, image).mean()), 4),
-                   "val_psnr_telea": round(float(psnr(telea, image).mean()), 3),
+                   f"val_psnr_{'telea' if self.cfg.prior == 'classical' else 'soft'}": round(float(psnr(start, image).mean()), 3),
+                   "val_sharpness_start": round(float(hole_sharpness(start, hole).nanmedian()), 3),
                    # Laplacian energy of the repair over its surroundings', median over tiles (the truth: val_sharpness_truth)
                    "val_sharpness": round(float(hole_sharpness(composed, hole).nanmedian()), 3),
                    "val_sharpness_truth": round(float(hole_sharpness(image, hole).nanmedian()), 3)}
@@ -189,7 +228,7 @@ class TileTrainer:
     def checkpoint(self) -> dict:
         metrics = self.validate()
         save_last(self.state(), self.out)
-        meta = {"step": self.step, "hours": round(self.elapsed / 3600, 3), **metrics}
+        meta = {"step": self.step, "hours": round(self.elapsed / 3600, 3), "prior": self.cfg.prior, **metrics}
         if metrics["val_psnr"] > self.best:  # the best held-out weights are the ones to ship
             self.best = metrics["val_psnr"]
             save_tile_net(self.ema, self.out / "texture.pt", meta)
