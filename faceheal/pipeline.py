@@ -664,9 +664,10 @@ TEXTURE_EDGE_PX, FACE_MODEL_RISE_PX, FACE_MODEL_DEEP = 3.0, 8.0, 0.8
 # fill over the offset) and added to the face model's repair. `benchmarks/big_faces.py --split val`
 # (CelebA-HQ at 512 px, faces 2-3x the crop's scale): NVIDIA masks over 30-50 % of the box 23.93 ->
 # 24.10 dB, LPIPS 0.092 -> 0.090; brush marks 24.80 -> 24.89, thin strokes the same; reference 3 / 6 px
-# and sigma 8 within 0.02 dB of it. On All-Age-Faces' faces (1.1-1.3x; `faceheal eval --photos --split
-# val --limit 24`, NVIDIA) it moved the bins by -0.04 to +0.07 dB: used from FINE_TEXTURE_SCALE only.
-COLOUR_REF_PX, COLOUR_SIGMA = 4.0, 4.0
+# and sigma 8 within 0.02 dB of it; the offset bounded to 15 levels (COLOUR_MAX_OFFSET) 24.09 dB, LPIPS
+# 0.0900 (to 8 levels: 24.05). On All-Age-Faces' faces (1.1-1.3x; `faceheal eval --photos --split val
+# --limit 24`, NVIDIA) it moved the bins by -0.04 to +0.07 dB: used from FINE_TEXTURE_SCALE only.
+COLOUR_REF_PX, COLOUR_SIGMA, COLOUR_MAX_OFFSET = 4.0, 4.0, 0.06
 
 
 def carry_colour_offset(canvas: np.ndarray, native: np.ndarray, full: np.ndarray, depth: np.ndarray) -> None:
@@ -681,7 +682,8 @@ def carry_colour_offset(canvas: np.ndarray, native: np.ndarray, full: np.ndarray
     offset[ref] = native[ref] - canvas[ref]
     num = cv2.GaussianBlur(offset, (0, 0), COLOUR_SIGMA)
     den = cv2.GaussianBlur(ref.astype(np.float32), (0, 0), COLOUR_SIGMA)[..., None]
-    smooth = np.where(ref[..., None], num / np.maximum(den, 1e-3), 0).astype(np.float32)
+    # a cast, not a difference of structure (an eyebrow one has and the other not): bounded
+    smooth = np.clip(np.where(ref[..., None], num / np.maximum(den, 1e-3), 0), -COLOUR_MAX_OFFSET, COLOUR_MAX_OFFSET).astype(np.float32)
     carried = classical_fill(np.clip(smooth + 0.5, 0, 1), deep, 5) - 0.5  # (shifted into [0, 1] for OpenCV)
     canvas[deep] = np.clip(canvas[deep] + carried[deep], 0, 1)
 

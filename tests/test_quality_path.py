@@ -369,7 +369,7 @@ def test_a_face_repair_is_the_texture_inpainters_at_the_edge_and_mostly_the_face
     """Faces bigger than their crop, with the texture inpainter shipped: within TEXTURE_EDGE_PX of the
     damage's edge the repair is the texture inpainter's (made at the photo's resolution), deep inside a
     wide hole mostly the face model's (FACE_MODEL_DEEP of it)."""
-    from faceheal.pipeline import FACE_MODEL_DEEP, TEXTURE_EDGE_PX
+    from faceheal.pipeline import COLOUR_MAX_OFFSET, FACE_MODEL_DEEP, TEXTURE_EDGE_PX
 
     faces, hole, block = _big_face_case(tmp_path, portrait)
     x0, y0 = (int(v) for v in faces[0].box[:2])
@@ -382,8 +382,10 @@ def test_a_face_repair_is_the_texture_inpainters_at_the_edge_and_mostly_the_face
     assert out[edge][:, 0].mean() > 0.97 and out[edge][:, 1].mean() < 0.03  # red: the texture inpainter's
     deep = np.zeros_like(hole)
     deep[y0 + 60:y0 + 70, x0 + 60:x0 + 70] = True  # the block's middle, 40-50 px from its edge
-    assert np.allclose(out[deep][:, 1], FACE_MODEL_DEEP, atol=0.03)  # green: the face model's share
-    assert np.allclose(out[deep][:, 0], 1 - FACE_MODEL_DEEP, atol=0.03)
+    # green: the face model's share, less its "colour cast" against the texture inpainter at the edge (here
+    # all of red against green, so as much as a cast may be corrected: COLOUR_MAX_OFFSET)
+    assert np.allclose(out[deep][:, 1], FACE_MODEL_DEEP * (1 - COLOUR_MAX_OFFSET), atol=0.03)
+    assert np.allclose(out[deep][:, 0], 1 - FACE_MODEL_DEEP * (1 - COLOUR_MAX_OFFSET), atol=0.03)
     assert (out[~hole] * 255).round().astype(int).tolist() == read_rgb(tmp_path / "in" / "a.png")[~hole].tolist()
 
 
@@ -417,7 +419,7 @@ def test_a_big_faces_repair_loses_the_face_models_colour_cast_measured_at_the_da
     depth = cv2.distanceTransform(full.astype(np.uint8), cv2.DIST_L2, 3)
     native = truth.copy()  # the texture inpainter: right near the edge
     canvas = truth.copy()
-    canvas[full] += np.array([-0.06, 0.03, 0.05], np.float32)  # the face model: cast all over
+    canvas[full] += np.array([-0.05, 0.03, 0.04], np.float32)  # the face model: cast all over
     before = np.abs(canvas - truth)[full & (depth > 10)].mean()
     carry_colour_offset(canvas, native, full, depth)
     after = np.abs(canvas - truth)[full & (depth > 10)].mean()

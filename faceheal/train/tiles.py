@@ -10,7 +10,9 @@ soft fill, where a photo's repair should carry edges and texture like the pixels
 `--adv-weight` adds the paper's adversarial term too: the face trainer's spectrally normalised
 PatchGAN on (RGB, hole) with the hinge loss, warmed up alone for `--adv-start` steps before it steers
 the network. Checkpoint and curve on tiles of the 'val' photos (never trained on); the 'test' photos
-stay for the benchmark.
+stay for the benchmark. `--prior soft` trains the same network as the detail pass over big faces'
+repairs (weights/faceheal-detail.pt, optional: see the texture model card), starting from a soft copy
+of the truth as restore starts it (`detail_start`) instead of OpenCV's fill.
 """
 from __future__ import annotations
 
