@@ -75,10 +75,11 @@ def main() -> None:
         faces = json.loads((t / "solvay.jsonl").read_text().splitlines()[0]).get("faces", [])
         found = any(f["box"][0] < hidden[2] and hidden[0] < f["box"][2] and f["box"][1] < hidden[3] and hidden[1] < f["box"][3]
                     for f in faces)
-        cv2.imwrite(str(DOCS / "solvay_face_box.png"),
-                    np.concatenate([label(zoom3(before), "damaged"),
-                                    label(zoom3(after), "found by the second look" if found else "face missed: filled as background"),
-                                    label(zoom3(boxed), "its box given (--face-boxes)")], 1))
+        panels = [label(zoom3(before), "damaged"),
+                  label(zoom3(after), "restored: found by the second look" if found else "face missed: filled as background")]
+        if not found:  # where he is found the box changes nothing: no third panel
+            panels.append(label(zoom3(boxed), "its box given (--face-boxes)"))
+        cv2.imwrite(str(DOCS / "solvay_face_box.png"), np.concatenate(panels, 1))
 
         run("restore", "examples/photos/bopbtl_a.png", "examples/photos/bopbtl_c.png", "-o", str(t / "auto"), "--review")
         run("mask", "examples/photos/bopbtl_a.png", "examples/photos/bopbtl_c.png", "-o", str(t / "masks"), "--overlay")
