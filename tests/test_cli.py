@@ -419,3 +419,27 @@ def test_a_gray_print_stored_as_rgb_gets_gray_repairs_away_from_faces_too(tmp_pa
     assert line["pixels_changed"] > 30_000 and line["unrepaired_pixels"] == 0
     out = read_rgb(tmp_path / "out" / "solvay_1927.jpg").astype(int)
     assert (out.max(axis=2) - out.min(axis=2)).max() <= 2
+
+
+def test_info_lists_the_optional_detail_pass_weights_only_where_present(tmp_path, monkeypatch):
+    """weights/faceheal-detail.pt is optional (not shipped): absent, info says nothing of it and exits 0;
+    present, it is verified like the rest, and an altered one is an error."""
+    import torch
+
+    from faceheal.model.tiles import TileConfig, TileInpainterNet, save_tile_net
+    from faceheal.model.weights import DETAIL_NET, shipped
+
+    for f in shipped(DETAIL_NET).parent.iterdir():
+        if f.is_file() and not f.name.startswith(DETAIL_NET):
+            (tmp_path / f.name).symlink_to(f)
+    monkeypatch.setenv("FACEHEAL_WEIGHTS", str(tmp_path))
+    r = runner.invoke(app, ["info"])
+    assert r.exit_code == 0 and "detail pass" not in r.stdout
+    torch.manual_seed(0)
+    save_tile_net(TileInpainterNet(TileConfig.tiny()), tmp_path / DETAIL_NET, {"prior": "soft"})
+    r = runner.invoke(app, ["info"])
+    assert r.exit_code == 0 and f"detail pass weights {DETAIL_NET} sha256" in r.stdout and "(verified)" in r.stdout
+    with open(tmp_path / DETAIL_NET, "ab") as f:
+        f.write(b"x")
+    r = runner.invoke(app, ["info"])
+    assert r.exit_code == 1 and "detail pass weights:" in r.stdout
