@@ -699,20 +699,16 @@ def info() -> None:
     print(f"generator precision (--precision auto): {resolve_precision('auto', device)}")
     print(f"weights folder {weights.weights_dir()}" + (f" (from ${weights.WEIGHTS_ENV})" if os.environ.get(weights.WEIGHTS_ENV) else ""))
     missing = 0
-    for what, name in (("generator", weights.GENERATOR), ("damage detector", weights.DAMAGE_NET),
-                       ("texture inpainter", weights.TEXTURE_NET), ("LPIPS metric", weights.LPIPS)):
+    for what, name, optional in (("generator", weights.GENERATOR, False), ("damage detector", weights.DAMAGE_NET, False),
+                                 ("texture inpainter", weights.TEXTURE_NET, False), ("LPIPS metric", weights.LPIPS, False),
+                                 ("detail pass", weights.DETAIL_NET, True)):  # (big faces' detail pass: not shipped)
         path = weights.shipped(name)
+        if optional and not path.is_file():
+            continue
         try:
             print(f"{what} weights {path.name} sha256 {weights.verify(path)} (verified)")
         except FacehealError as e:
             print(f"{what} weights: {e}")
-            missing += 1
-    detail = weights.shipped(weights.DETAIL_NET)  # optional: big faces' detail pass
-    if detail.is_file():
-        try:
-            print(f"detail pass weights {detail.name} sha256 {weights.verify(detail)} (verified)")
-        except FacehealError as e:
-            print(f"detail pass weights: {e}")
             missing += 1
     if missing:  # an installation that cannot restore as shipped: say so to scripts too
         raise typer.Exit(1)

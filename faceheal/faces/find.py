@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from faceheal.faces.detect import Face, FaceDetector, box_iou
+from faceheal.faces.detect import Face, FaceDetector, box_inside, box_iou
 from faceheal.faces.hints import FaceBox, apply_face_boxes, centre_in
 from faceheal.images import to_rgb8
 
@@ -140,17 +140,11 @@ def without_nested(faces: list[Face]) -> list[Face]:
     """The faces less those inside a bigger face (see NESTED_INSIDE): a detection mostly inside the box
     of a face over 1 / NESTED_WIDTH times as wide and at least as sure is a part of that face."""
 
-    def inside(a: Face, b: Face) -> float:  # the share of a's box inside b's
-        ix = max(0.0, min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]))
-        iy = max(0.0, min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]))
-        area = (a.box[2] - a.box[0]) * (a.box[3] - a.box[1])
-        return ix * iy / area if area > 0 else 0.0
-
     def width(f: Face) -> float:
         return f.box[2] - f.box[0]
 
     return [f for f in faces
-            if not any(g is not f and width(f) <= NESTED_WIDTH * width(g) and inside(f, g) >= NESTED_INSIDE
+            if not any(g is not f and width(f) <= NESTED_WIDTH * width(g) and box_inside(f.box, g.box) >= NESTED_INSIDE
                        and (g.score or 0.0) >= (f.score or 0.0) for g in faces)]
 
 
